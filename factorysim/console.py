@@ -1,0 +1,138 @@
+"""Readable terminal output for the command line: tables, the factor waterfall, progress."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .perf.step import StepEstimate
+from .scenario.models import Scenario
+
+FACTOR_NAMES = (
+    ("generality", "generality", "ops on the chip's fast paths"),
+    ("chip", "chip", "kernel mix, chip alone"),
+    ("node", "node", "communication inside servers"),
+    ("cluster", "cluster", "fabric, bubble, stragglers"),
+    ("stability", "stability", "faults, checkpoints, restarts"),
+)
+
+
+def si(value: float, unit: str = "", digits: int = 3) -> str:
+    """1.23e15 → '1.23 P' + unit."""
+    for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}".rstrip()
+
+
+def bar(fraction: float, width: int = 20) -> str:
+    fraction = max(0.0, min(1.0, fraction))
+    full = int(fraction * width)
+    part = " ▏▎▍▌▋▊▉"[int((fraction * width - full) * 8)]
+    return ("█" * full + (part if full < width else "")).ljust(width)
+
+
+def describe(s: Scenario, e: StepEstimate) -> str:
+    c, lay = s.cluster, e.layout
+    parts = [f"TP{lay.tp}", f"PP{lay.pp}" + (f"×{lay.interleave}" if lay.interleave > 1 else ""), f"DP{lay.dp}"]
+    if lay.cp > 1:
+        parts.append(f"CP{lay.cp}")
+    if lay.ep > 1:
+        parts.append(f"EP{lay.ep}")
+    return (
+        f"{s.workload.model_name} on {e.chips:,} × {c.chip_name} ({c.job_nodes:,} servers + {c.spare_nodes} spare), "
+        f"{' '.join(parts)}, {s.workload.precision.upper()}, recompute {s.workload.recompute}"
+    )
+
+
+def waterfall_table(e: StepEstimate, stability_note: str = "1 per step; see factorysim run") -> Table:
+    t = Table(title="From peak to delivered (model FLOP/s)", title_justify="left", box=None, pad_edge=False)
+    t.add_column("", no_wrap=True, min_width=17)
+    t.add_column("factor", justify="right", no_wrap=True, min_width=6)
+    t.add_column("FLOP/s", justify="right", no_wrap=True, min_width=13)
+    t.add_column("", no_wrap=True, min_width=20)
+    t.add_column("", style="dim", overflow="ellipsis", no_wrap=True, ratio=1)
+    peak = e.peak_flops
+    t.add_row("peak (dense BF16)", "", si(peak, "FLOP/s"), bar(1.0), f"{e.chips:,} chips")
+    running = peak
+    factors = e.factors.as_dict()
+    for key, name, meaning in FACTOR_NAMES:
+        running *= factors[key]
+        note = stability_note if key == "stability" and factors[key] == 1.0 else meaning
+        t.add_row(f"× {name}", f"{factors[key]:.3f}", si(running, "FLOP/s"), bar(running / peak), note)
+    t.add_row(
+        Text("= delivered", style="bold"),
+        f"{e.factors.product:.3f}",
+        Text(si(e.delivered_flops, "FLOP/s"), style="bold"),
+        bar(e.delivered_flops / peak),
+        f"{e.factors.product * 100:.1f} % of peak",
+    )
+    return t
+
+
+def breakdown_table(e: StepEstimate) -> Table:
+    t = Table(title="Where a step's time goes", title_justify="left", box=None, pad_edge=False)
+    t.add_column("part")
+    t.add_column("seconds", justify="right")
+    t.add_column("share", justify="right")
+    t.add_column("")
+    labels = {
+        "compute_s": "compute (incl. optimizer)",
+        "tp_s": "tensor-parallel comm",
+        "pp_s": "pipeline p2p",
+        "dp_s": "data-parallel comm (exposed)",
+        "ep_s": "expert-parallel all-to-all",
+        "cp_s": "context-parallel comm",
+        "bubble_s": "pipeline bubble",
+        "straggler_s": "waiting for stragglers",
+    }
+    step = e.step_time_s
+    for key, value in vars(e.breakdown).items():
+        if value == 0 and key not in ("compute_s",):
+            continue
+        share = value / step if step > 0 else 0.0
+        t.add_row(labels[key], f"{value:.3f}", f"{share * 100:.1f} %", bar(share, 20))
+    t.add_row(Text("step", style="bold"), Text(f"{step:.3f}", style="bold"), "100 %", "")
+    return t
+
+
+def print_estimate(console: Console, s: Scenario, e: StepEstimate) -> None:
+    chip = s.cluster.chip_spec
+    console.print(Text(s.name, style="bold"), Text("— " + describe(s, e)))
+    if e.blocked:
+        console.print(Text("The job cannot run: " + "; ".join(e.notes), style="bold red"))
+        return
+    console.print(
+        f"  step {e.step_time_s:.3f} s · {e.tokens_per_s:,.0f} tokens/s · "
+        f"MFU {e.mfu * 100:.1f} % (model FLOPs) · HFU {e.hfu * 100:.1f} % (with recompute) · "
+        f"{e.tflops_per_chip:.0f} TFLOP/s per chip"
+    )
+    mem = e.memory.as_gb()
+    console.print(
+        f"  memory {mem['total']:.1f} of {chip.memory_gb:g} GB per chip "
+        f"(weights {mem['weights']:.1f}, gradients {mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, "
+        f"activations {mem['activations']:.1f}, runtime {mem['overhead']:.1f})"
+    )
+    target = s.workload.target_tokens
+    if target:
+        from .scenario.units import human_duration
+
+        console.print(f"  {target:.3g} target tokens in {human_duration(target / e.tokens_per_s)} at this rate with no faults")
+    for note in e.notes:
+        console.print(Text(f"  note: {note}", style="yellow"))
+    console.print()
+    console.print(waterfall_table(e))
+    console.print()
+    console.print(breakdown_table(e))
+
+
+def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
+    t = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for i, h in enumerate(header):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*(str(x) for x in row))
+    console.print(t)

@@ -1,0 +1,181 @@
+"""The hardware and model catalog: every figure from the outside world, with its source.
+
+The catalog lives in TOML files under ``scenario/data/`` so that a reader can check each number
+against the source written next to it. This module loads them into validated specs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+FastPath = Literal["bf16", "fp8", "flash_attention", "grouped_gemm"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChipSpec(_Spec):
+    """One accelerator: peaks, memory, and the achieved efficiencies the step model uses."""
+
+    kind: Literal["gpu", "npu", "tpu", "other"] = "gpu"
+    bf16_tflops: PositiveFloat | None = Field(None, description="dense BF16 peak, TFLOP/s")
+    fp8_tflops: PositiveFloat | None = Field(None, description="dense FP8 peak, TFLOP/s; absent = no FP8 path")
+    memory_gb: PositiveFloat = Field(description="device memory, GB")
+    hbm_tb_s: PositiveFloat = Field(description="device memory bandwidth, TB/s")
+    scale_up: str | None = Field(None, description="default scale-up link (catalog name)")
+    nic_gbps: PositiveFloat | None = Field(None, description="typical scale-out bandwidth per chip, Gb/s")
+    fast_paths: tuple[FastPath, ...] = Field(
+        ("bf16", "flash_attention", "grouped_gemm"),
+        description="op classes and precisions the chip runs natively; others fall back to a slow path",
+    )
+    gemm_efficiency: float = Field(0.6, gt=0, le=1, description="achieved share of BF16 peak on large GEMMs")
+    fp8_gemm_efficiency: float = Field(0.0, ge=0, le=1, description="achieved share of FP8 peak on large GEMMs")
+    attention_efficiency: float = Field(0.4, gt=0, le=1, description="fused attention kernels, share of BF16 peak")
+    hbm_efficiency: float = Field(0.8, gt=0, le=1, description="achieved share of memory bandwidth")
+    source: str = ""
+    efficiency_source: str = ""
+    assumptions: str = ""
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _needs_a_peak(self) -> ChipSpec:
+        if self.bf16_tflops is None and self.fp8_tflops is None:
+            raise ValueError("a chip needs bf16_tflops (or at least fp8_tflops)")
+        return self
+
+    @property
+    def bf16_peak_flops(self) -> float:
+        """Dense BF16 peak in FLOP/s. Without a published BF16 figure: FP8 / 2 (stated in `assumptions`)."""
+        if self.bf16_tflops is not None:
+            return self.bf16_tflops * 1e12
+        assert self.fp8_tflops is not None
+        return self.fp8_tflops * 1e12 / 2
+
+    @property
+    def has_fp8(self) -> bool:
+        return self.fp8_tflops is not None and "fp8" in self.fast_paths
+
+    @property
+    def fp8_peak_flops(self) -> float:
+        return (self.fp8_tflops or 0.0) * 1e12
+
+
+class ScaleUpSpec(_Spec):
+    """A scale-up link: NVLink, MTLink, Infinity Fabric."""
+
+    gb_s_per_dir: PositiveFloat = Field(description="bandwidth per chip per direction, GB/s")
+    domain: PositiveInt = Field(8, description="chips in one scale-up domain")
+    efficiency: float = Field(0.8, gt=0, le=1, description="achieved bus bandwidth / link bandwidth")
+    latency_us: float = Field(1.5, ge=0, description="latency per collective algorithm step, µs")
+    source: str = ""
+
+
+class FabricSpec(_Spec):
+    """A scale-out fabric technology: InfiniBand, RoCE, Omni-Path."""
+
+    port_gbps: PositiveFloat = Field(description="port speed, Gb/s")
+    switch_radix: PositiveInt = Field(description="ports per switch at port speed")
+    efficiency: float = Field(0.85, gt=0, le=1, description="achieved bus bandwidth / NIC bandwidth")
+    latency_us: float = Field(5.0, ge=0, description="latency per collective algorithm step across servers, µs")
+    source: str = ""
+
+
+class ModelSpec(_Spec):
+    """A transformer's shape. MoE models give experts and top_k."""
+
+    params_b: PositiveFloat | None = Field(None, description="published parameter count, billions")
+    layers: PositiveInt
+    hidden: PositiveInt
+    heads: PositiveInt
+    kv_heads: PositiveInt | None = None
+    ffn_hidden: PositiveInt | None = Field(None, description="MLP width (per expert); default 4 x hidden")
+    vocab: PositiveInt = 51200
+    gated_mlp: bool = False
+    tied_embeddings: bool = True
+    experts: PositiveInt = 1
+    top_k: PositiveInt = 1
+    seq_len: PositiveInt | None = Field(None, description="training context length the model was built for")
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _shape_is_consistent(self) -> ModelSpec:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.kv_heads is not None and (self.kv_heads > self.heads or self.heads % self.kv_heads):
+            raise ValueError(f"kv_heads ({self.kv_heads}) must divide heads ({self.heads})")
+        if self.top_k > self.experts:
+            raise ValueError(f"top_k ({self.top_k}) cannot exceed experts ({self.experts})")
+        return self
+
+    @property
+    def ffn(self) -> int:
+        return self.ffn_hidden or 4 * self.hidden
+
+    @property
+    def kv_dim(self) -> int:
+        return self.hidden // self.heads * (self.kv_heads or self.heads)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 1
+
+    def attention_params(self) -> int:
+        h = self.hidden
+        return 2 * h * h + 2 * h * self.kv_dim
+
+    def mlp_params(self) -> int:
+        """One MLP (one expert)."""
+        return (3 if self.gated_mlp else 2) * self.hidden * self.ffn
+
+    def layer_params(self, active: bool = False) -> int:
+        experts = self.top_k if active else self.experts
+        router = self.hidden * self.experts if self.is_moe else 0
+        return self.attention_params() + experts * self.mlp_params() + router + 4 * self.hidden
+
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+
+    def total_params(self) -> int:
+        return self.layers * self.layer_params() + self.embedding_params()
+
+    def matmul_params(self) -> int:
+        """Parameters that take part in a matrix multiply per token: active layers plus the output layer.
+
+        6 x this is the model-FLOPs term; for tied embeddings it equals 6N (PaLM appendix B).
+        """
+        return self.layers * self.layer_params(active=True) + self.vocab * self.hidden
+
+
+class Catalog(BaseModel):
+    """Everything the scenario may name."""
+
+    chips: dict[str, ChipSpec]
+    links: dict[str, ScaleUpSpec]
+    fabrics: dict[str, FabricSpec]
+    models: dict[str, ModelSpec]
+
+
+def _read(name: str) -> dict:
+    return tomllib.loads(resources.files("factorysim.scenario").joinpath("data", name).read_text("utf-8"))
+
+
+@cache
+def catalog() -> Catalog:
+    """The built-in catalog (validated once, then cached)."""
+    return Catalog(
+        chips=_read("chips.toml"),
+        links=_read("links.toml"),
+        fabrics=_read("fabrics.toml"),
+        models=_read("models.toml"),
+    )
+
+
+def known(kind: str) -> list[str]:
+    """Catalog names of one kind: 'chips', 'links', 'fabrics' or 'models'."""
+    return sorted(getattr(catalog(), kind))

@@ -1,0 +1,267 @@
+"""What a user describes: the scenario, as pydantic models.
+
+These models are the single source of truth for what a scenario file may contain: the JSON Schema,
+the inspector's fields and the error messages all come from them. Unknown keys are rejected.
+Catalog references (chip, scale-up link, fabric technology, model) may be a catalog name or an
+inline table with the same fields as the catalog entry.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Tag,
+    model_validator,
+)
+
+from .catalog import ChipSpec, FabricSpec, ModelSpec, ScaleUpSpec, catalog, known
+from .errors import one_of
+from .units import Duration
+
+
+def _catalog_name(kind: str, what: str):
+    def check(name: str) -> str:
+        if name not in getattr(catalog(), kind):
+            raise ValueError(f"unknown {what} \"{name}\"; known: {one_of(known(kind))}")
+        return name
+
+    return AfterValidator(check)
+
+
+def _ref(kind: str, what: str, spec: type[BaseModel]) -> Any:
+    """A catalog name or an inline table, told apart by type so errors name one branch only."""
+    return Annotated[
+        Union[
+            Annotated[str, _catalog_name(kind, what), Tag("name")],
+            Annotated[spec, Tag("inline")],
+        ],
+        Discriminator(lambda v: "name" if isinstance(v, str) else "inline"),
+    ]
+
+
+ChipRef = _ref("chips", "chip", ChipSpec)
+LinkRef = _ref("links", "scale-up link", ScaleUpSpec)
+FabricRef = _ref("fabrics", "fabric technology", FabricSpec)
+ModelName = Annotated[str, _catalog_name("models", "model")]
+
+REF_TAGS = ("name", "inline")
+"""Discriminator tags pydantic puts in error locations; dropped when naming a key path."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FabricConfig(_Section):
+    """The scale-out network between servers: a folded Clos of leaf, spine (and core) switches."""
+
+    technology: FabricRef = Field("InfiniBand-NDR", description="catalog fabric name or inline table")
+    topology: Literal["fat-tree", "rail-optimized"] = Field(
+        "fat-tree",
+        description="fat-tree: a server's NICs share one leaf; rail-optimized: NIC i of every server in a "
+        "scalable unit goes to leaf i",
+    )
+    tiers: Literal[2, 3] = Field(2, description="switch tiers: 2 = leaf/spine, 3 = leaf/spine/core")
+    nic_gbps: PositiveFloat | None = Field(None, description="scale-out bandwidth per chip, Gb/s (default: port speed)")
+    oversubscription: float = Field(1.0, ge=1.0, le=16.0, description="leaf downlink : uplink bandwidth")
+    switch_radix: PositiveInt | None = Field(None, ge=4, description="ports per switch (default: technology's)")
+
+    @property
+    def spec(self) -> FabricSpec:
+        t = self.technology
+        return catalog().fabrics[t] if isinstance(t, str) else t
+
+    @property
+    def nic_bytes_per_s(self) -> float:
+        return (self.nic_gbps or self.spec.port_gbps) * 1e9 / 8
+
+    @property
+    def radix(self) -> int:
+        return self.switch_radix or self.spec.switch_radix
+
+    def leaf_ports(self) -> tuple[int, int]:
+        """(down, up) ports of a leaf switch under the oversubscription ratio."""
+        down = max(1, round(self.radix * self.oversubscription / (1 + self.oversubscription)))
+        return down, max(1, self.radix - down)
+
+    def max_chips(self) -> int:
+        """Largest number of chip NIC ports this Clos can connect."""
+        down, _ = self.leaf_ports()
+        if self.tiers == 2:
+            return down * self.radix  # a spine has `radix` ports, one per leaf
+        # 3 tiers: a pod holds radix/2 leaves (spines split their ports half down, half up);
+        # a core switch has `radix` ports, one per pod.
+        return down * (self.radix // 2) * self.radix
+
+
+class ClusterConfig(_Section):
+    """The machines: servers of chips, their scale-up links and the scale-out fabric."""
+
+    chip: ChipRef = Field("H100-SXM-80GB", description="catalog chip name or inline [cluster.chip] table")
+    nodes: PositiveInt = Field(8, le=1_000_000, description="servers, spares included")
+    chips_per_node: PositiveInt = Field(8, le=1024, description="accelerators per server")
+    scale_up: LinkRef | None = Field(None, description="scale-up link (default: the chip's usual one)")
+    spare_nodes: NonNegativeInt = Field(0, description="servers kept idle as hot spares")
+    node_group_size: PositiveInt = Field(1, description="fault-isolation domain, in nodes")
+    fabric: FabricConfig = Field(default_factory=FabricConfig)
+
+    @property
+    def chip_spec(self) -> ChipSpec:
+        c = self.chip
+        return catalog().chips[c] if isinstance(c, str) else c
+
+    @property
+    def chip_name(self) -> str:
+        return self.chip if isinstance(self.chip, str) else "custom chip"
+
+    @property
+    def link_spec(self) -> ScaleUpSpec:
+        link = self.scale_up if self.scale_up is not None else self.chip_spec.scale_up
+        if link is None:
+            raise ValueError("no scale-up link: set cluster.scale_up")
+        return catalog().links[link] if isinstance(link, str) else link
+
+    @property
+    def link_name(self) -> str:
+        link = self.scale_up if self.scale_up is not None else self.chip_spec.scale_up
+        return link if isinstance(link, str) else "custom link"
+
+    @property
+    def total_chips(self) -> int:
+        return self.nodes * self.chips_per_node
+
+    @property
+    def job_nodes(self) -> int:
+        return self.nodes - self.spare_nodes
+
+    @property
+    def job_chips(self) -> int:
+        return self.job_nodes * self.chips_per_node
+
+
+_SHAPE_KEYS = (
+    "params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab",
+    "gated_mlp", "tied_embeddings", "experts", "top_k",
+)  # fmt: skip
+
+
+class WorkloadConfig(_Section):
+    """The training job: the model (a catalog name, a shape, or a name with shape overrides) and its batch."""
+
+    model: ModelName | None = Field("llama3-8b", description="catalog model name; shape keys below override it")
+    params_b: PositiveFloat | None = Field(None, description="published size, billions (informational)")
+    layers: PositiveInt | None = None
+    hidden: PositiveInt | None = None
+    heads: PositiveInt | None = None
+    kv_heads: PositiveInt | None = None
+    ffn_hidden: PositiveInt | None = None
+    vocab: PositiveInt | None = None
+    gated_mlp: bool | None = None
+    tied_embeddings: bool | None = None
+    experts: PositiveInt | None = None
+    top_k: PositiveInt | None = None
+    seq_len: PositiveInt | None = Field(None, description="tokens per sequence (default: the model's)")
+    global_batch: PositiveInt = Field(512, description="sequences per optimizer step")
+    micro_batch: PositiveInt = Field(1, description="sequences per micro-batch")
+    precision: Literal["bf16", "fp8"] = Field("bf16", description="GEMM precision")
+    recompute: Literal["none", "selective", "full"] = Field("none", description="activation recomputation")
+    attention: Literal["flash", "unfused"] = Field(
+        "flash", description="fused (flash) attention kernels, or the unfused score matrix through memory"
+    )
+    target_tokens: PositiveFloat | None = Field(None, description="tokens to train, for the ETA")
+
+    @model_validator(mode="after")
+    def _shape_resolves(self) -> WorkloadConfig:
+        self.model_spec()  # a ValueError here names what is missing or inconsistent
+        return self
+
+    def model_spec(self) -> ModelSpec:
+        """The model's shape: the catalog entry with any shape keys given here laid over it."""
+        base: dict[str, Any] = {}
+        if self.model is not None:
+            base = catalog().models[self.model].model_dump(exclude_none=True)
+        overrides = {k: getattr(self, k) for k in _SHAPE_KEYS if getattr(self, k) is not None}
+        if overrides:
+            base.pop("source", None)
+        base.update(overrides)
+        missing = [k for k in ("layers", "hidden", "heads") if k not in base]
+        if missing:
+            raise ValueError(
+                f"no model shape: set workload.model to one of {one_of(known('models'))}, "
+                f"or give {', '.join('workload.' + k for k in missing)}"
+            )
+        return ModelSpec.model_validate(base)
+
+    @property
+    def model_name(self) -> str:
+        if self.model is None:
+            return "custom model"
+        shaped = any(getattr(self, k) is not None for k in _SHAPE_KEYS if k != "params_b")
+        return f"{self.model} (modified)" if shaped else self.model
+
+    @property
+    def seq(self) -> int:
+        return self.seq_len or self.model_spec().seq_len or 2048
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch * self.seq
+
+
+class ParallelismConfig(_Section):
+    """How the job is split over chips. Ranks are laid out tp (innermost), cp, dp, pp (outermost)."""
+
+    tp: PositiveInt = Field(1, description="tensor parallel degree (inside a scale-up domain)")
+    pp: PositiveInt = Field(1, description="pipeline stages")
+    dp: PositiveInt | Literal["auto"] = Field("auto", description='data parallel replicas, or "auto" to fill the cluster')
+    cp: PositiveInt = Field(1, description="context parallel degree (sequence split for attention)")
+    ep: PositiveInt = Field(1, description="expert parallel degree (MoE), carved out of dp")
+    interleave: PositiveInt = Field(1, description="virtual pipeline chunks per stage (1 = plain 1F1B)")
+    sequence_parallel: bool = Field(True, description="shard norms/dropout over tp; all-reduce -> reduce-scatter + all-gather")
+    zero: int = Field(1, ge=0, le=3, description="optimizer sharding stage: 0 none, 1 optimizer state, 2 +grads, 3 +params")
+
+
+class FeaturesConfig(_Section):
+    """Hardware and software features that change the step physics."""
+
+    in_network_reduction: bool = Field(False, description="in-network / near-memory reduction for all-reduce")
+    async_comm_engine: bool = Field(False, description="communication on dedicated engines, not compute cores")
+
+
+class ReliabilityConfig(_Section):
+    """Fault handling."""
+
+    policy: Literal["checkpoint-restart", "isolate-group"] = "checkpoint-restart"
+    checkpoint_interval: Duration = Field(1800.0, gt=0, description="time between checkpoints")
+    checkpoint_cost: Duration = Field(20.0, description="training pause per checkpoint")
+
+
+class RunConfig(_Section):
+    """How long to simulate, and the random seed."""
+
+    duration: Duration = Field(30 * 86400.0, gt=0, description="simulated wall time")
+    seed: NonNegativeInt = 1
+
+
+class Scenario(BaseModel):
+    """A whole scenario: cluster, training job, parallel layout, features, reliability and run length."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, title="factorysim scenario")
+
+    name: str = Field("untitled", min_length=1, description="short name")
+    description: str = Field("", description="what this is and where its figures come from")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
