@@ -80,7 +80,8 @@ def breakdown_table(e: StepEstimate) -> Table:
     t.add_column("share", justify="right")
     t.add_column("")
     labels = {
-        "compute_s": "compute (incl. optimizer)",
+        "compute_s": "compute",
+        "optimizer_s": "optimizer update",
         "tp_s": "tensor-parallel comm",
         "pp_s": "pipeline p2p",
         "dp_s": "data-parallel comm (exposed)",

@@ -98,6 +98,7 @@ class StepBreakdown:
     """Where one step's time goes, seconds. The parts sum to the step time."""
 
     compute_s: float
+    optimizer_s: float
     tp_s: float
     pp_s: float
     dp_s: float
@@ -381,7 +382,8 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     step = compute + inside + across + bubble + straggler
 
     breakdown = StepBreakdown(
-        compute_s=compute,
+        compute_s=m * mb_compute,
+        optimizer_s=optimizer,
         tp_s=m * (tp_mb[0] + tp_mb[1]),
         pp_s=pp_comm[0] + pp_comm[1],
         dp_s=dp[0] + dp[1],
@@ -393,9 +395,7 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
 
     mflops = model_flops_per_token(model, w.seq)
     hflops = hardware_flops_per_token(model, w.seq, w.recompute)
-    tokens_step = w.global_batch * w.seq if layout.dp * layout.micro_batch * m == w.global_batch else (
-        layout.dp * layout.micro_batch * m * w.seq
-    )
+    tokens_step = layout.dp * layout.micro_batch * m * w.seq
     ideal = tokens_step * mflops / layout.chips / chip.bf16_peak_flops
     node_time = compute + inside
     factors = Factors(

@@ -1,0 +1,81 @@
+"""The command line as a user meets it: output, JSON, exit codes, no tracebacks for user errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from factorysim.cli import main
+
+from .conftest import SCENARIOS
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "factorysim", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_estimate_json_has_the_documented_keys(capsys):
+    assert main(["estimate", str(SCENARIOS / "llama3-70b-1k-h100.toml"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("step_time_s", "tokens_per_s", "mfu", "hfu", "tflops_per_chip", "memory_gb_per_chip"):
+        assert isinstance(out[key], float), key
+    assert set(out["factors"]) == {"generality", "chip", "node", "cluster", "stability"}
+    assert {"compute_s", "tp_s", "pp_s", "dp_s", "ep_s", "cp_s", "bubble_s"} <= set(out["breakdown"])
+    assert out["factors"]["stability"] == 1.0
+
+
+def test_set_overrides_reach_the_estimate(capsys):
+    main(["estimate", "--json"])
+    base = json.loads(capsys.readouterr().out)
+    main(["estimate", "--json", "--set", "workload.precision=fp8"])
+    fp8 = json.loads(capsys.readouterr().out)
+    assert fp8["tokens_per_s"] > base["tokens_per_s"] * 1.1
+
+
+def test_estimate_prints_the_waterfall_from_peak_to_delivered(capsys):
+    assert main(["estimate"]) == 0
+    out = capsys.readouterr().out
+    for word in ("peak (dense BF16)", "× generality", "× chip", "× node", "× cluster", "× stability", "= delivered", "MFU"):
+        assert word in out
+
+
+def test_bad_input_exits_2_with_a_message_and_no_traceback():
+    result = run("estimate", "--set", "parallelism.tp=3", "--set", "workload.precision=fp16")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert 'workload.precision: got "fp16"' in result.stderr
+
+
+def test_validate_reports_ok_and_problems(tmp_path, capsys):
+    assert main(["validate", str(SCENARIOS / "h100-100k.toml")]) == 0
+    assert "ok:" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[cluster]\nchip = "H900"\n')
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert 'cluster.chip: unknown chip "H900"' in err and str(bad) in err
+
+
+def test_schema_prints_json_schema(capsys):
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "factorysim scenario"
+
+
+def test_calibrate_passes_and_lists_every_case(capsys):
+    assert main(["calibrate"]) == 0
+    out = capsys.readouterr().out
+    assert "megatron-1t" in out and "bloom-176b" in out and "all within ±10 %" in out
+
+
+def test_help_teaches_with_examples():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout and "--set" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["estimate", "--bogus"], ["nonsense"]])
+def test_argument_errors_exit_2(args):
+    assert run(*args).returncode == 2

@@ -1,0 +1,208 @@
+"""Scenario files: what loads, what is refused, and how the refusal reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from factorysim import load_scenario
+from factorysim.scenario import (
+    ScenarioError,
+    catalog,
+    default_scenario_text,
+    json_schema,
+    load_scenario_file,
+    parse_duration,
+    save_scenario,
+    scenario_toml,
+    validate_scenario,
+)
+from factorysim.scenario.units import format_duration
+
+from .conftest import SCENARIOS, scenario
+
+
+def problems(*overrides: str, path=None) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, overrides)
+    return [str(p) for p in info.value.problems]
+
+
+def test_embedded_default_is_the_shipped_default_file():
+    assert default_scenario_text() == (SCENARIOS / "default.toml").read_text()
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_scenario_loads_fits_and_names_its_sources(path: Path):
+    s = load_scenario(path)
+    assert "source" in s.description.lower()
+    assert s.name == path.stem or path.stem == "default"
+
+
+def test_scenario_sizes_span_the_range_the_tool_promises():
+    chips = sorted(load_scenario(p).cluster.total_chips for p in SCENARIOS.glob("*.toml"))
+    assert chips[0] == 64
+    assert chips[-1] == 100_000
+    assert any(load_scenario(p).cluster.chip_name == "MTT-S4000" for p in SCENARIOS.glob("*.toml"))
+
+
+def test_unknown_key_names_its_path_and_the_allowed_keys():
+    [msg] = problems("cluster.fabric.speed=400")
+    assert msg.startswith("cluster.fabric.speed: unknown key")
+    assert "nic_gbps" in msg and "oversubscription" in msg
+
+
+def test_bad_choice_names_the_value_and_the_allowed_ones():
+    [msg] = problems("workload.precision=fp16")
+    assert msg == 'workload.precision: got "fp16"; allowed: "bf16" or "fp8"'
+
+
+def test_unknown_catalog_name_lists_the_known_ones():
+    [msg] = problems("cluster.chip=H900")
+    assert 'unknown chip "H900"' in msg
+    for name in ("A100-SXM-80GB", "H100-SXM-80GB", "MTT-S4000", "MTT-S5000", "B200", "MI300X", "H200-SXM"):
+        assert name in msg
+
+
+def test_all_schema_problems_are_reported_at_once():
+    msgs = problems("workload.precision=fp16", "cluster.chip=nope", "run.duration=3 fortnights")
+    assert len(msgs) == 3
+    assert {m.split(":")[0] for m in msgs} == {"workload.precision", "cluster.chip", "run.duration"}
+
+
+def test_toml_syntax_error_names_line_and_column(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('name = "x"\n[cluster]\nnodes = = 4\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(f)
+    text = info.value.render()
+    assert "line 3, column" in text and "nodes = = 4" in text and str(f) in text
+
+
+def test_missing_file_is_a_clear_error():
+    with pytest.raises(ScenarioError, match="no such file"):
+        load_scenario("does/not/exist.toml")
+
+
+def test_degrees_must_multiply_to_the_chips_of_the_job():
+    msg = next(m for m in problems("parallelism.dp=30") if m.startswith("parallelism.dp"))
+    assert msg.startswith("parallelism.dp: tp·cp·pp·dp = 2·1·1·30 = 60 chips")
+    assert "(8 - 0) x 8 = 64" in msg and "parallelism.dp = 32" in msg
+
+
+def test_tp_must_stay_inside_the_scale_up_domain_and_says_why():
+    msgs = problems("parallelism.tp=16", "parallelism.dp=auto")
+    assert any(m.startswith("parallelism.tp: 16 exceeds the scale-up domain of 8 chips") for m in msgs)
+    assert any("scale-out fabric" in m for m in msgs)
+
+
+def test_batch_must_divide_by_dp_times_micro_batch():
+    [msg] = problems("workload.global_batch=100")
+    assert msg.startswith("workload.global_batch: 100 sequences is not divisible by dp x micro_batch = 32 x 1")
+
+
+def test_memory_that_does_not_fit_shows_the_figures():
+    [msg] = problems("workload.model=llama3-70b", "workload.recompute=none", "parallelism.tp=1", "parallelism.dp=auto")
+    assert msg.startswith("cluster.chip: the job needs")
+    assert "H100-SXM-80GB has 80 GB" in msg
+    for part in ("weights", "gradients", "optimizer", "activations"):
+        assert part in msg
+
+
+def test_fabric_that_cannot_connect_the_cluster_is_refused():
+    msgs = problems("cluster.nodes=4096", "cluster.fabric.tiers=2")
+    assert any(m.startswith("cluster.fabric.tiers: 2 tiers of 64-port switches") for m in msgs)
+
+
+def test_override_values_are_validated_like_the_file():
+    assert scenario("parallelism.tp=4", "parallelism.dp=16").parallelism.tp == 4
+    assert scenario('cluster.chip="A100-SXM-80GB"', "parallelism.dp=auto").cluster.chip == "A100-SXM-80GB"
+    [msg] = problems("parallelism.tp=four")
+    assert msg.startswith('parallelism.tp: got "four"')
+
+
+def test_override_without_equals_sign_is_refused():
+    with pytest.raises(ScenarioError, match="key.path=value"):
+        load_scenario(None, ["parallelism.tp"])
+
+
+def test_inline_chip_table_is_accepted_and_checked():
+    s = scenario("cluster.chip={bf16_tflops=500, memory_gb=96, hbm_tb_s=4, scale_up=\"NVLink4\"}")
+    assert s.cluster.chip_spec.bf16_peak_flops == 500e12
+    [msg] = problems("cluster.chip={memory_gb=96, hbm_tb_s=4}")
+    assert "bf16_tflops" in msg
+
+
+def test_model_can_be_given_as_a_shape():
+    s = scenario("workload.model=gpt3-175b", "workload.layers=4", "parallelism.dp=auto")
+    assert s.workload.model_spec().layers == 4
+    assert s.workload.model_name == "gpt3-175b (modified)"
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("90s", 90), ("30m", 1800), ("2h", 7200), ("54d", 54 * 86400), ("1h30m", 5400), (45, 45), ("250ms", 0.25)],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+    assert parse_duration(format_duration(parse_duration(text))) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "3x", "-5m", "m", True, None])
+def test_bad_durations_are_refused(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_save_then_load_gives_the_same_scenario(tmp_path):
+    original = load_scenario(SCENARIOS / "kuae-mtt-s4000-10k.toml")
+    target = save_scenario(original, tmp_path / "copy.toml")
+    assert load_scenario_file(target) == original
+
+
+def test_failed_save_leaves_the_file_on_disk_untouched(tmp_path, monkeypatch):
+    target = tmp_path / "keep.toml"
+    save_scenario(scenario(), target)
+    before = target.read_bytes()
+
+    def broken_replace(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        save_scenario(scenario("workload.global_batch=512"), target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.toml"]
+
+
+def test_saved_text_is_toml_with_durations_as_strings(starter):
+    text = scenario_toml(starter)
+    assert 'checkpoint_interval = "30m"' in text and 'duration = "30d"' in text
+
+
+def test_json_schema_is_exported_from_the_models():
+    schema = json_schema()
+    json.dumps(schema)
+    assert {"cluster", "workload", "parallelism", "features", "reliability", "run"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+
+
+def test_catalog_model_sizes_match_their_published_counts():
+    # published sizes are rounded to two significant digits ("1.7B" is 1.65B by its shape)
+    for name, model in catalog().models.items():
+        assert model.total_params() / 1e9 == pytest.approx(model.params_b, rel=0.035), name
+
+
+def test_every_catalog_entry_names_its_source():
+    cat = catalog()
+    for group in (cat.chips, cat.links, cat.fabrics, cat.models):
+        for name, spec in group.items():
+            assert spec.source.strip(), name
+
+
+def test_validate_scenario_accepts_plain_data():
+    s = validate_scenario({"name": "tiny", "cluster": {"nodes": 1}, "parallelism": {"tp": 8}})
+    assert s.cluster.total_chips == 8

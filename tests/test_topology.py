@@ -1,0 +1,149 @@
+"""The cluster graph and the index the physics reads from it."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from factorysim.perf import estimate_step, step_links
+from factorysim.scenario import resolve_layout
+from factorysim.topology import FabricIndex, build_graph, link_kind, plan_clos
+
+from .conftest import scenario
+
+SHAPES = [
+    ("fat-tree", 2, 1.0, 16),
+    ("rail-optimized", 2, 1.0, 16),
+    ("fat-tree", 3, 2.0, 64),
+    ("rail-optimized", 3, 1.0, 64),
+    ("rail-optimized", 3, 3.0, 48),
+]
+
+
+def cluster_of(topology: str, tiers: int, oversub: float, nodes: int):
+    return scenario(
+        f"cluster.nodes={nodes}",
+        f'cluster.fabric.topology="{topology}"',
+        f"cluster.fabric.tiers={tiers}",
+        f"cluster.fabric.oversubscription={oversub}",
+        "cluster.fabric.switch_radix=16",
+        "parallelism.dp=auto",
+        f"workload.global_batch={nodes * 16}",
+    ).cluster
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_graph_has_every_chip_server_and_link_kind(shape):
+    cluster = cluster_of(*shape)
+    g = build_graph(cluster)
+    kinds = nx.get_node_attributes(g, "kind")
+    assert sum(k == "chip" for k in kinds.values()) == cluster.total_chips
+    assert sum(k == "server" for k in kinds.values()) == cluster.nodes
+    for a, b, e in g.edges(data=True):
+        assert link_kind(kinds[a], kinds[b]) == e["kind"]
+    # every chip: one scale-up link to its own server, one NIC to a leaf
+    assert all(g.degree(n) == 2 for n, k in kinds.items() if k == "chip")
+    assert nx.is_connected(g)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_index_from_plan_equals_index_from_graph(shape):
+    cluster = cluster_of(*shape)
+    a = FabricIndex.from_plan(cluster)
+    b = FabricIndex.from_graph(build_graph(cluster))
+    for name in ("nic", "scale_up", "leaf", "leaf_ratio", "pod_ratio", "leaf_pod", "spine_pod"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    edges = lambda ix: sorted(zip(ix.up_leaf, ix.up_spine, ix.up_bw))  # noqa: E731
+    assert edges(a) == edges(b)
+    core = lambda ix: sorted(zip(ix.core_spine, ix.core_core, ix.core_bw))  # noqa: E731
+    assert core(a) == core(b)
+
+
+def test_oversubscribed_leaves_share_their_uplinks():
+    cluster = cluster_of("fat-tree", 2, 3.0, 16)
+    index = FabricIndex.from_plan(cluster)
+    down, up = cluster.fabric.leaf_ports()
+    assert index.leaf_ratio.min() == pytest.approx(up / down)
+
+
+def test_tensor_parallel_stays_inside_a_server_and_data_parallel_crosses_the_fabric(starter):
+    layout = resolve_layout(starter)
+    index = FabricIndex.from_plan(starter.cluster)
+    tp = index.group_links(layout, "tp")
+    dp = index.group_links(layout, "dp")
+    assert (tp.size, tp.n_nodes, tp.n_local) == (2, 1, 2)
+    assert tp.local_bw == 450e9
+    assert (dp.size, dp.n_nodes, dp.n_local) == (32, 8, 4)
+    assert dp.out_bw == 400e9 / 8
+
+
+def test_rail_optimized_keeps_data_parallel_rings_off_oversubscribed_spines():
+    """Same-rank chips of a scalable unit share a rail leaf: oversubscription does not touch them."""
+    common = ["cluster.nodes=32", "cluster.fabric.oversubscription=3", "parallelism.tp=8", "parallelism.dp=auto"]
+    rail = scenario(*common, 'cluster.fabric.topology="rail-optimized"')
+    fat = scenario(*common, 'cluster.fabric.topology="fat-tree"')
+    rail_dp = FabricIndex.from_plan(rail.cluster).group_links(resolve_layout(rail), "dp")
+    fat_dp = FabricIndex.from_plan(fat.cluster).group_links(resolve_layout(fat), "dp")
+    assert not rail_dp.spans_leaf and rail_dp.out_bw == 50e9
+    assert fat_dp.spans_leaf and fat_dp.out_bw < 50e9 * 0.5
+
+
+def test_a_failed_spine_slows_traffic_that_crosses_leaves():
+    s = scenario("cluster.nodes=16", 'cluster.fabric.topology="fat-tree"', "parallelism.tp=8", "parallelism.dp=auto")
+    layout = resolve_layout(s)
+    index = FabricIndex.from_plan(s.cluster)
+    before = estimate_step(s, layout, step_links(index, layout))
+    index.set_health("spine", 0, 0.0)
+    after = estimate_step(s, layout, step_links(index, layout))
+    assert index.leaf_ratio.min() < 1.0
+    assert after.breakdown.dp_s > before.breakdown.dp_s
+    assert after.step_time_s > before.step_time_s
+    index.set_health("spine", 0, 1.0)
+    assert estimate_step(s, layout, step_links(index, layout)).step_time_s == pytest.approx(before.step_time_s)
+
+
+def test_editing_the_graph_changes_the_step_through_path_bottlenecks():
+    """Removing half of a leaf's uplinks in the graph slows data parallelism; adding them back restores it."""
+    s = scenario("cluster.nodes=16", 'cluster.fabric.topology="fat-tree"', "parallelism.tp=8", "parallelism.dp=auto")
+    layout = resolve_layout(s)
+    g = build_graph(s.cluster)
+    base = estimate_step(s, layout, step_links(FabricIndex.from_graph(g), layout))
+    uplinks = [(a, b, dict(e)) for a, b, e in g.edges("leaf0", data=True) if e["kind"] == "uplink"]
+    g.remove_edges_from([(a, b) for a, b, _ in uplinks[: len(uplinks) // 2]])
+    thinner = estimate_step(s, layout, step_links(FabricIndex.from_graph(g), layout))
+    assert thinner.step_time_s > base.step_time_s
+    g.add_edges_from(uplinks)
+    again = estimate_step(s, layout, step_links(FabricIndex.from_graph(g), layout))
+    assert again.step_time_s == pytest.approx(base.step_time_s)
+
+
+def test_a_degraded_nic_makes_every_rank_wait():
+    s = scenario()
+    layout = resolve_layout(s)
+    index = FabricIndex.from_plan(s.cluster)
+    before = estimate_step(s, layout, step_links(index, layout)).breakdown.dp_s
+    index.set_health("nic", 5, 0.25)
+    assert index.group_links(layout, "dp").out_bw == pytest.approx(50e9 * 0.25)
+    assert estimate_step(s, layout, step_links(index, layout)).breakdown.dp_s > before
+
+
+def test_a_dead_leaf_blocks_the_job_instead_of_crashing(starter):
+    layout = resolve_layout(starter)
+    index = FabricIndex.from_plan(starter.cluster)
+    index.set_health("leaf", 0, 0.0)
+    result = estimate_step(starter, layout, step_links(index, layout))
+    assert result.blocked and result.tokens_per_s == 0.0 and result.factors.cluster == 0.0
+    assert result.as_dict()["step_time_s"] is None
+
+
+def test_three_tier_plan_connects_100k_chips_with_128_port_switches():
+    s = scenario(
+        "cluster.nodes=12500", "cluster.fabric.tiers=3", 'cluster.fabric.technology="RoCE-400G"',
+        "cluster.spare_nodes=212", "parallelism.tp=8", "parallelism.pp=16", "parallelism.dp=auto",
+        "workload.global_batch=12288",
+    )  # fmt: skip
+    plan = plan_clos(s.cluster)
+    assert plan.chips == 100_000 and plan.pods > 1
+    index = FabricIndex.from_plan(s.cluster)
+    assert index.nic.min() > 0 and index.pod_ratio.min() == 1.0
