@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import networkx as nx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 
@@ -147,3 +149,25 @@ def test_three_tier_plan_connects_100k_chips_with_128_port_switches():
     assert plan.chips == 100_000 and plan.pods > 1
     index = FabricIndex.from_plan(s.cluster)
     assert index.nic.min() > 0 and index.pod_ratio.min() == 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["nic", "scale_up", "leaf", "spine", "core", "uplink"]), st.integers(0, 10**6),
+                  st.sampled_from([0.0, 0.25, 0.5, 1.0])),
+        min_size=1, max_size=12,
+    )
+)  # fmt: skip
+def test_incremental_health_updates_match_a_full_recompute(changes):
+    cluster = cluster_of("fat-tree", 3, 2.0, 64)
+    live = FabricIndex.from_plan(cluster)
+    for kind, i, h in changes:
+        arr = live.health_of(kind)
+        live.set_health(kind, i % len(arr), h)
+    fresh = FabricIndex.from_plan(cluster)
+    for kind in FabricIndex.HEALTH_KINDS:
+        fresh.health_of(kind)[:] = live.health_of(kind)
+    fresh.recompute()
+    for name in ("nic", "scale_up", "leaf_ratio", "pod_ratio", "leaf_up", "leaf_down", "pod_up", "pod_down"):
+        assert np.allclose(getattr(live, name), getattr(fresh, name)), name

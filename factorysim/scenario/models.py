@@ -8,6 +8,7 @@ inline table with the same fields as the catalog entry.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -186,20 +187,8 @@ class WorkloadConfig(_Section):
 
     def model_spec(self) -> ModelSpec:
         """The model's shape: the catalog entry with any shape keys given here laid over it."""
-        base: dict[str, Any] = {}
-        if self.model is not None:
-            base = catalog().models[self.model].model_dump(exclude_none=True)
-        overrides = {k: getattr(self, k) for k in _SHAPE_KEYS if getattr(self, k) is not None}
-        if overrides:
-            base.pop("source", None)
-        base.update(overrides)
-        missing = [k for k in ("layers", "hidden", "heads") if k not in base]
-        if missing:
-            raise ValueError(
-                f"no model shape: set workload.model to one of {one_of(known('models'))}, "
-                f"or give {', '.join('workload.' + k for k in missing)}"
-            )
-        return ModelSpec.model_validate(base)
+        overrides = tuple((k, getattr(self, k)) for k in _SHAPE_KEYS if getattr(self, k) is not None)
+        return _model_spec(self.model, overrides)
 
     @property
     def model_name(self) -> str:
@@ -215,6 +204,23 @@ class WorkloadConfig(_Section):
     @property
     def tokens_per_step(self) -> int:
         return self.global_batch * self.seq
+
+
+@lru_cache(maxsize=256)
+def _model_spec(name: str | None, overrides: tuple[tuple[str, Any], ...]) -> ModelSpec:
+    base: dict[str, Any] = {}
+    if name is not None:
+        base = catalog().models[name].model_dump(exclude_none=True)
+    if overrides:
+        base.pop("source", None)
+    base.update(dict(overrides))
+    missing = [k for k in ("layers", "hidden", "heads") if k not in base]
+    if missing:
+        raise ValueError(
+            f"no model shape: set workload.model to one of {one_of(known('models'))}, "
+            f"or give {', '.join('workload.' + k for k in missing)}"
+        )
+    return ModelSpec.model_validate(base)
 
 
 class ParallelismConfig(_Section):

@@ -49,6 +49,32 @@ class GroupLinks:
         return GroupLinks(size, max(1, n_nodes), self.n_local, self.local_bw, self.out_bw, self.spans_leaf, self.spans_pod)
 
 
+@dataclass(frozen=True)
+class _GroupShape:
+    """Where the groups of one parallel dimension sit; independent of health."""
+
+    groups: np.ndarray  # (number of groups, size) chip indices
+    size: int
+    n_nodes: int
+    n_local: int
+    leaves: np.ndarray | None
+    pods: np.ndarray | None
+    spans_leaf: np.ndarray | None
+    spans_pod: np.ndarray | None
+
+
+class _Members:
+    """Index lists by key (a CSR layout): which edges or chips belong to each leaf, spine, pod."""
+
+    def __init__(self, keys: np.ndarray, count: int) -> None:
+        keys = np.asarray(keys, dtype=np.int64)
+        self.order = np.argsort(keys, kind="stable")
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=count))]) if len(keys) else np.zeros(count + 1, dtype=np.int64)
+
+    def of(self, key: int) -> np.ndarray:
+        return self.order[self.starts[key] : self.starts[key + 1]]
+
+
 def _ratio(up: np.ndarray, down: np.ndarray) -> np.ndarray:
     """Share of downlink demand the uplinks can carry, capped at 1 (1 where there is no demand)."""
     safe = np.where(down > 0, down, 1.0)
@@ -90,7 +116,8 @@ class FabricIndex:
         self.uplink_health = np.ones(len(self.up_bw))
         self.speed = np.ones(n)  # compute speed of each chip (stragglers < 1); set by the engine
         self.version = 0
-        self._cache: dict[tuple, GroupLinks] = {}
+        self._shapes: dict[tuple, _GroupShape] = {}
+        self._links: dict[tuple, GroupLinks] = {}
         self.recompute()
 
     # ------------------------------------------------------------ construction
@@ -195,36 +222,72 @@ class FabricIndex:
 
     # ------------------------------------------------------------ derived arrays
 
-    def recompute(self) -> None:
-        """Derive effective bandwidths and sharing ratios from the base arrays and health (vectorized)."""
-        leaf_ok = np.where(self.leaf >= 0, self.leaf_health[np.maximum(self.leaf, 0)], 0.0)
-        self.nic = self.nic_base * self.nic_health * leaf_ok
-        self.scale_up = self.up_base * self.up_health
-        n_leaves = self.plan.leaves
-        down = np.bincount(np.maximum(self.leaf, 0), weights=self.nic * (self.leaf >= 0), minlength=n_leaves)
-        up_w = (
-            self.up_bw * self.uplink_health * self.spine_health[self.up_spine] * self.leaf_health[self.up_leaf]
-            if len(self.up_bw)
-            else np.zeros(0)
-        )
-        up = np.bincount(self.up_leaf, weights=up_w, minlength=n_leaves) if len(up_w) else np.zeros(n_leaves)
-        self.leaf_ratio = _ratio(up, down)
+    def _build_maps(self) -> None:
+        """Who touches whom, as index lists, so a health change updates only what it touches."""
         pods = max(1, self.plan.pods)
-        if self.plan.tiers == 3 and len(self.core_bw):
-            pod_down = np.bincount(self.spine_pod[self.up_spine], weights=up_w, minlength=pods)
-            core_w = self.core_bw * self.spine_health[self.core_spine] * self.core_health[self.core_core]
-            pod_up = np.bincount(self.spine_pod[self.core_spine], weights=core_w, minlength=pods)
-            self.pod_ratio = _ratio(pod_up, pod_down)
-        else:
-            self.pod_ratio = np.ones(pods)
+        self._leaf_chips = _Members(np.where(self.leaf >= 0, self.leaf, self.plan.leaves), self.plan.leaves + 1)
+        self._leaf_uplinks = _Members(self.up_leaf, self.plan.leaves)
+        self._spine_uplinks = _Members(self.up_spine, len(self.spine_pod))
+        self._spine_corelinks = _Members(self.core_spine, len(self.spine_pod))
+        self._core_corelinks = _Members(self.core_core, len(self.core_health))
+        self._pod_uplinks = _Members(self.spine_pod[self.up_spine] if len(self.up_spine) else self.up_spine, pods)
+        self._pod_corelinks = _Members(self.spine_pod[self.core_spine] if len(self.core_spine) else self.core_spine, pods)
+
+    def _uplink_weight(self, e: np.ndarray) -> np.ndarray:
+        return self.up_bw[e] * self.uplink_health[e] * self.spine_health[self.up_spine[e]] * self.leaf_health[self.up_leaf[e]]
+
+    def _core_weight(self, e: np.ndarray) -> np.ndarray:
+        return self.core_bw[e] * self.spine_health[self.core_spine[e]] * self.core_health[self.core_core[e]]
+
+    def recompute(self) -> None:
+        """Derive effective bandwidths and sharing ratios from the base arrays and health, everywhere."""
+        self._build_maps()
+        n_leaves, pods = self.plan.leaves, max(1, self.plan.pods)
+        self.scale_up = self.up_base * self.up_health
+        self.nic = np.zeros_like(self.nic_base)
+        self.leaf_down, self.leaf_up, self.leaf_ratio = np.zeros(n_leaves), np.zeros(n_leaves), np.ones(n_leaves)
+        self._refresh_chips(np.arange(len(self.nic_base)))
+        self._refresh_leaves(np.arange(n_leaves))
+        self.pod_up, self.pod_down, self.pod_ratio = np.zeros(pods), np.zeros(pods), np.ones(pods)
+        self._refresh_pods(np.arange(pods))
+        self._touch()
+
+    def _refresh_chips(self, chips: np.ndarray) -> None:
+        leaf = self.leaf[chips]
+        ok = np.where(leaf >= 0, self.leaf_health[np.maximum(leaf, 0)], 0.0)
+        self.nic[chips] = self.nic_base[chips] * self.nic_health[chips] * ok
+        leaves = np.unique(leaf[leaf >= 0])
+        for j in leaves:
+            self.leaf_down[j] = self.nic[self._leaf_chips.of(j)].sum()
+        self._update_leaf_ratio(leaves)
+
+    def _refresh_leaves(self, leaves: np.ndarray) -> None:
+        if len(self.up_bw):
+            for j in leaves:
+                self.leaf_up[j] = self._uplink_weight(self._leaf_uplinks.of(j)).sum()
+        self._update_leaf_ratio(leaves)
+
+    def _update_leaf_ratio(self, leaves: np.ndarray) -> None:
+        self.leaf_ratio[leaves] = _ratio(self.leaf_up[leaves], self.leaf_down[leaves]) if len(self.up_bw) else 1.0
+
+    def _refresh_pods(self, pods: np.ndarray) -> None:
+        if self.plan.tiers < 3 or not len(self.core_bw):
+            return
+        for p in pods:
+            self.pod_down[p] = self._uplink_weight(self._pod_uplinks.of(p)).sum()
+            self.pod_up[p] = self._core_weight(self._pod_corelinks.of(p)).sum()
+        self.pod_ratio[pods] = _ratio(self.pod_up[pods], self.pod_down[pods])
+
+    def _touch(self) -> None:
         self.version += 1
-        self._cache.clear()
+        self._links.clear()
 
     # ------------------------------------------------------------ health (faults and repairs)
 
-    def set_health(self, kind: str, index: int, health: float) -> None:
-        """Set the health of one component: 'nic' or 'scale_up' (chip index), 'leaf', 'spine', 'core', 'uplink'."""
-        target = {
+    HEALTH_KINDS = ("nic", "scale_up", "leaf", "spine", "core", "uplink")
+
+    def health_of(self, kind: str) -> np.ndarray:
+        return {
             "nic": self.nic_health,
             "scale_up": self.up_health,
             "leaf": self.leaf_health,
@@ -232,57 +295,93 @@ class FabricIndex:
             "core": self.core_health,
             "uplink": self.uplink_health,
         }[kind]
-        target[index] = health
-        self.recompute()
+
+    def set_health(self, kind: str, index: int, health: float) -> None:
+        """Set the health of one component and update only what depends on it.
+
+        kind: 'nic' or 'scale_up' (a chip's link, by chip index), 'leaf', 'spine', 'core', 'uplink'.
+        """
+        self.health_of(kind)[index] = health
+        one = np.array([index])
+        if kind == "nic":
+            self._refresh_chips(one)
+        elif kind == "scale_up":
+            self.scale_up[index] = self.up_base[index] * health
+        elif kind == "leaf":
+            self._refresh_chips(self._leaf_chips.of(index))
+            self._refresh_leaves(one)
+            self._refresh_pods(np.unique(self.leaf_pod[one]))
+        elif kind == "spine":
+            self._refresh_leaves(np.unique(self.up_leaf[self._spine_uplinks.of(index)]))
+            self._refresh_pods(self.spine_pod[one])
+        elif kind == "core":
+            self._refresh_pods(np.unique(self.spine_pod[self.core_spine[self._core_corelinks.of(index)]]))
+        elif kind == "uplink":
+            self._refresh_leaves(self.up_leaf[one])
+            self._refresh_pods(self.spine_pod[self.up_spine[one]])
+        self._touch()
 
     def set_speed(self, chip: int, speed: float) -> None:
         self.speed[chip] = speed
-        self.version += 1
-        self._cache.clear()
+        self._touch()
 
     # ------------------------------------------------------------ queries
 
     def group_links(self, layout: ParallelLayout, dim: Dim, placement: np.ndarray | None = None) -> GroupLinks:
-        """Bottleneck links of the `dim` groups of a job placed on `placement` (chip per rank; default in order)."""
-        key = (layout.tp, layout.cp, layout.pp, layout.dp, layout.ep, dim, self.version,
+        """Bottleneck links of the `dim` groups of a job placed on `placement` (chip per rank; default in order).
+
+        Where groups sit depends only on the placement and is cached; the bandwidths are re-read after
+        every health change.
+        """
+        key = (layout.tp, layout.cp, layout.pp, layout.dp, layout.ep, dim,
                None if placement is None else placement.tobytes())  # fmt: skip
-        found = self._cache.get(key)
+        found = self._links.get(key)
         if found is not None:
             return found
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._shape_of(self._groups(layout, dim, placement))
+        found = self._links[key] = self._bandwidth(shape)
+        return found
+
+    @staticmethod
+    def _groups(layout: ParallelLayout, dim: Dim, placement: np.ndarray | None) -> np.ndarray:
         chips = np.arange(layout.chips, dtype=np.int64) if placement is None else placement
         grid = chips.reshape(layout.pp, layout.dp, layout.cp, layout.tp)
         if dim == "ep":  # expert parallelism is carved out of dp: consecutive replicas form an EP group
-            groups = np.moveaxis(grid, 1, -1).reshape(-1, layout.ep)
-        else:
-            groups = np.moveaxis(grid, _AXIS[dim], -1).reshape(-1, grid.shape[_AXIS[dim]])
-        found = self._links_of(groups)
-        self._cache[key] = found
-        return found
+            return np.moveaxis(grid, 1, -1).reshape(-1, layout.ep)
+        return np.moveaxis(grid, _AXIS[dim], -1).reshape(-1, grid.shape[_AXIS[dim]])
 
-    def _links_of(self, groups: np.ndarray) -> GroupLinks:
+    def _shape_of(self, groups: np.ndarray) -> _GroupShape:
         size = groups.shape[1]
         if size == 1:
-            return GroupLinks(1, 1, 1, np.inf, np.inf, False, False)
+            return _GroupShape(groups, 1, 1, 1, None, None, None, None)
         servers = self.server[groups]
         if (servers.min(axis=1) == servers.max(axis=1)).all():
             worst = 1
         else:
             servers = np.sort(servers, axis=1)
             worst = int((1 + (np.diff(servers, axis=1) != 0).sum(axis=1)).max())
-        n_local = max(1, size // worst)
-        local_bw = float(self.scale_up[groups].min()) if n_local > 1 else np.inf
         leaves = np.maximum(self.leaf[groups], 0)
         spans_leaf = leaves.min(axis=1) != leaves.max(axis=1)
         pods = self.leaf_pod[leaves]
         spans_pod = pods.min(axis=1) != pods.max(axis=1)
-        if worst > 1:
-            out = self.nic[groups]
-            out = np.where(spans_leaf[:, None], out * self.leaf_ratio[leaves], out)
-            out = np.where(spans_pod[:, None], out * self.pod_ratio[pods], out)
+        return _GroupShape(groups, size, worst, max(1, size // worst), leaves, pods, spans_leaf, spans_pod)
+
+    def _bandwidth(self, g: _GroupShape) -> GroupLinks:
+        if g.size == 1:
+            return GroupLinks(1, 1, 1, np.inf, np.inf, False, False)
+        local_bw = float(self.scale_up[g.groups].min()) if g.n_local > 1 else np.inf
+        if g.n_nodes > 1:
+            out = self.nic[g.groups]
+            if g.spans_leaf.any():
+                out = np.where(g.spans_leaf[:, None], out * self.leaf_ratio[g.leaves], out)
+            if g.spans_pod.any():
+                out = np.where(g.spans_pod[:, None], out * self.pod_ratio[g.pods], out)
             out_bw = float(out.min())
         else:
             out_bw = np.inf
-        return GroupLinks(size, worst, n_local, local_bw, out_bw, bool(spans_leaf.any()), bool(spans_pod.any()))
+        return GroupLinks(g.size, g.n_nodes, g.n_local, local_bw, out_bw, bool(g.spans_leaf.any()), bool(g.spans_pod.any()))
 
     def slowest_speed(self, layout: ParallelLayout, placement: np.ndarray | None = None) -> float:
         """Compute speed of the slowest chip in the job (synchronous training waits for it)."""
