@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+from ._version import __version__
+from .engine import Fault, SimClock, Simulation
 from .perf import StepEstimate, estimate, feasibility_problems
 from .scenario import Scenario, ScenarioError, load_scenario_file
 
-__version__ = "0.1.0"
 
 
 def load_scenario(path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> Scenario:
@@ -29,4 +30,7 @@ def load_scenario(path: str | os.PathLike[str] | None = None, overrides: Iterabl
     return scenario
 
 
-__all__ = ["Scenario", "ScenarioError", "StepEstimate", "estimate", "load_scenario", "__version__"]
+__all__ = [
+    "Fault", "Scenario", "ScenarioError", "SimClock", "Simulation", "StepEstimate", "estimate", "load_scenario",
+    "__version__",
+]  # fmt: skip

@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Sequence
 
-from . import __version__
+from ._version import __version__
 
 EXAMPLES = """\
 examples:
@@ -18,6 +18,10 @@ examples:
   factorysim estimate scenarios/llama3-70b-1k-h100.toml
   factorysim estimate scenarios/h100-100k.toml --set workload.precision=fp8 --json
   factorysim estimate FILE --set parallelism.tp=4 --set parallelism.dp=auto
+  factorysim run scenarios/kuae-mtt-s4000-10k.toml    30 days with faults: ETTR, stability, lost chip-hours
+  factorysim run FILE --seeds 100 --json              means and spreads over 100 seeds
+  factorysim run FILE --record run.jsonl              keep the event log ...
+  factorysim replay run.jsonl                         ... and check that it re-simulates identically
   factorysim validate FILE                            check a file, list every problem
   factorysim calibrate                                the model against published training runs
   factorysim schema > factorysim.schema.json          JSON Schema for editors
@@ -73,6 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="compare the step model with published training runs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("run", help="run a scenario through time: faults, recovery, stability, ETTR",
+                       description="Simulate the scenario over sim time with faults drawn from the catalog's rates "
+                       "(override them in [reliability.rates]), the recovery policy, checkpoints and spares; print "
+                       "ETTR, stability, interruptions by cause and lost chip-hours.")  # fmt: skip
+    _scenario_args(p)
+    p.add_argument("--duration", metavar="TIME", help='sim time to run, e.g. "30d" (default: the scenario\'s run.duration)')
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
+    p.add_argument("--seeds", type=int, metavar="K", default=1, help="run K seeds (N, N+1, ...) and report means and spreads")
+    p.add_argument("--record", metavar="FILE", help="write the event log (JSON lines) for `factorysim replay`")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("replay", help="re-simulate a recorded run and check it is identical",
+                       description="Re-run a recorded event log from its header (scenario, seed) and injected "
+                       "faults, and compare every event and the final fingerprint.")  # fmt: skip
+    p.add_argument("log", metavar="LOG", help="event log written by `factorysim run --record`")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("catalog", help="list the chips, links, fabrics and models scenarios may name")
     p.add_argument("--json", action="store_true", help="print JSON (every figure with its source)")
@@ -152,9 +173,78 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _progress(total: float, label: str):
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import load_scenario
+    from .console import print_run_summary
+    from .engine import Simulation, aggregate, run_seeds
+    from .scenario import Problem, ScenarioError, parse_duration
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    try:
+        duration = parse_duration(args.duration) if args.duration else scenario.run.duration
+    except ValueError as exc:
+        raise ScenarioError([Problem("--duration", str(exc))]) from None
+    if duration <= 0:
+        raise ScenarioError([Problem("--duration", "must be positive")])
+    if args.seeds < 1:
+        raise ScenarioError([Problem("--seeds", "must be at least 1")])
+    if args.seeds > 1 and args.record:
+        raise ScenarioError([Problem("--record", "records one run; drop --seeds or --record")])
+    seed = scenario.run.seed if args.seed is None else args.seed
+    if args.seeds > 1:
+        seeds = list(range(seed, seed + args.seeds))
+        with _progress(len(seeds), f"{len(seeds)} seeds") as bar:
+            task = bar.add_task("runs", total=len(seeds))
+            summaries = run_seeds(scenario, seeds, duration, progress=lambda n: bar.advance(task, n))
+        summary = aggregate(summaries)
+        base = Simulation(scenario, seed=seed, metrics=False, fingerprint=False).base
+    else:
+        sim = Simulation(scenario, seed=seed, record=bool(args.record), metrics=False)
+        steps = 200
+        with _progress(duration, "simulating") as bar:
+            task = bar.add_task("sim", total=steps)
+            for i in range(1, steps + 1):
+                sim.run_until(duration * i / steps)
+                bar.advance(task)
+        summary = sim.summary().as_dict()
+        base = sim.base
+        if args.record:
+            sim.write_log(args.record)
+    if args.json:
+        print(json.dumps({"scenario": scenario.name, **summary}, indent=2))
+    else:
+        print_run_summary(_console(), scenario, summary, base)
+        if args.record:
+            print(f"\nrecorded {args.record}; check it with: factorysim replay {args.record}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .engine import replay
+
+    result = replay(args.log)
+    if args.json:
+        print(json.dumps({"identical": result.identical, "events": result.events, "fingerprint": result.fingerprint,
+                          "recorded_fingerprint": result.recorded_fingerprint, "divergence": result.divergence}, indent=2))  # fmt: skip
+    elif result.identical:
+        print(f"identical: {result.events} events replayed, fingerprint {result.fingerprint}")
+    else:
+        print(f"DIFFERENT: {result.divergence or 'the fingerprints differ'}", file=sys.stderr)
+        print(f"  recorded fingerprint {result.recorded_fingerprint}\n  replayed fingerprint {result.fingerprint}", file=sys.stderr)
+    return 0 if result.identical else 1
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from .console import print_rows
-    from .scenario import catalog
+    from .scenario import catalog, human_duration
 
     cat = catalog()
     if args.json:
@@ -174,6 +264,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     console.print()
     print_rows(console, "Models", ["name", "params (B)", "layers", "hidden", "experts"],
                [(n, f"{x.total_params() / 1e9:.1f}", x.layers, x.hidden, x.experts) for n, x in cat.models.items()])  # fmt: skip
+    console.print()
+    print_rows(console, "Fault classes (override with [reliability.rates] and [reliability.repair])",
+               ["name", "per", "kind", "rate per unit-hour", "back after", "source"],
+               [(n, f.unit, f.kind, f"{f.rate:.3g}", human_duration(f.repair) if f.repair else "-",
+                 f.source[:48] + ("…" if len(f.source) > 48 else "")) for n, f in cat.fault_classes.items()])  # fmt: skip
     return 0
 
 
@@ -183,6 +278,8 @@ COMMANDS = {
     "schema": cmd_schema,
     "calibrate": cmd_calibrate,
     "catalog": cmd_catalog,
+    "run": cmd_run,
+    "replay": cmd_replay,
 }
 
 

@@ -130,6 +130,65 @@ def print_estimate(console: Console, s: Scenario, e: StepEstimate) -> None:
     console.print(breakdown_table(e))
 
 
+def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEstimate) -> None:
+    """A run's (or the mean of several runs') summary: output, interruptions, what the faults cost."""
+    from .scenario.units import human_duration
+
+    runs = summary.get("runs", 1)
+    spread = summary.get("spread", {})
+
+    def pm(key: str, fmt: str, scale: float = 1.0) -> str:
+        value = format(summary[key] * scale, fmt)
+        if runs > 1 and key in spread:
+            value += " ± " + format(spread[key] * scale, fmt)
+        return value
+
+    head = f"{s.name} — {human_duration(summary['duration_s'])} of sim time, policy {summary['policy']}"
+    head += f", {runs} seeds (mean ± sd)" if runs > 1 else f", seed {summary['seed']}"
+    console.print(Text(head, style="bold"))
+    console.print(
+        f"  effective training time ratio (ETTR) {pm('ettr', '.2%')} · cluster stability {pm('stability', '.4f')}"
+    )
+    console.print(
+        f"  tokens {pm('tokens', '.4g')} · mean {pm('mean_tokens_per_s', ',.0f')} tokens/s "
+        f"(fault-free {base.tokens_per_s:,.0f})"
+    )
+    target = s.workload.target_tokens
+    if target:
+        reached = summary.get("time_to_target_s")
+        if reached is not None:
+            console.print(f"  target of {target:.3g} tokens reached after {human_duration(reached)}")
+        elif summary["mean_tokens_per_s"] > 0:
+            eta = target / summary["mean_tokens_per_s"]
+            console.print(f"  target of {target:.3g} tokens: about {human_duration(eta)} at the mean rate")
+    console.print()
+    interruptions = dict(summary["interruptions"])
+    total = interruptions.pop("total", sum(interruptions.values()))
+    rows = [(cause, f"{count:g}") for cause, count in sorted(interruptions.items(), key=lambda kv: -kv[1])]
+    print_rows(console, f"Job interruptions: {total:g}" + (" per run" if runs > 1 else ""), ["cause", "count"], rows)
+    if summary.get("isolations"):
+        console.print(f"  node groups isolated without stopping the job: {summary['isolations']:g}")
+    console.print(f"  faults {summary['faults']:g} · spares used {summary['spares_used']:g} · checkpoints {summary['checkpoints']:g}")
+    console.print()
+    lost = summary["lost_chip_hours_by"]
+    labels = {"downtime": "job down (detect, restart, waiting)", "checkpoints": "checkpoint pauses",
+              "slowdown_and_width": "slow chips/links, fewer replicas", "rolled_back": "work lost to rollbacks"}  # fmt: skip
+    print_rows(
+        console,
+        f"Lost chip-hours: {summary['lost_chip_hours']:,.0f} ({1 - summary['stability']:.2%} of the fault-free output)",
+        ["where", "chip-hours"],
+        [(labels.get(k, k), f"{v:,.0f}") for k, v in lost.items()],
+    )
+    console.print()
+    from dataclasses import replace
+
+    factors = summary["factors"]
+    shown = replace(base, factors=replace(base.factors, stability=factors["stability"]))
+    console.print(waterfall_table(shown))
+    if summary.get("fingerprint"):
+        console.print(Text(f"\nfingerprint {summary['fingerprint']}", style="dim"))
+
+
 def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
     t = Table(title=title, title_justify="left", box=None, pad_edge=False)
     for i, h in enumerate(header):

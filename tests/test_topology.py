@@ -171,3 +171,27 @@ def test_incremental_health_updates_match_a_full_recompute(changes):
     fresh.recompute()
     for name in ("nic", "scale_up", "leaf_ratio", "pod_ratio", "leaf_up", "leaf_down", "pod_up", "pod_down"):
         assert np.allclose(getattr(live, name), getattr(fresh, name)), name
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["nic", "scale_up", "leaf", "spine", "core", "uplink"]), st.integers(0, 10**6),
+                  st.sampled_from([0.0, 0.25, 0.5, 1.0])),
+        min_size=1, max_size=12,
+    ),
+    st.sampled_from(["tp", "dp", "pp"]),
+)  # fmt: skip
+def test_group_bottlenecks_follow_health_changes_exactly(changes, dim):
+    s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
+                 "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
+    layout = resolve_layout(s)
+    live = FabricIndex.from_plan(s.cluster)
+    live.group_links(layout, dim)  # cache the group shape before the changes
+    for kind, i, h in changes:
+        live.set_health(kind, i % len(live.health_of(kind)), h)
+        fresh = FabricIndex.from_plan(s.cluster)
+        for k in FabricIndex.HEALTH_KINDS:
+            fresh.health_of(k)[:] = live.health_of(k)
+        fresh.recompute()
+        assert live.group_links(layout, dim) == fresh.group_links(layout, dim)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
@@ -152,6 +152,31 @@ class ModelSpec(_Spec):
         return self.layers * self.layer_params(active=True) + self.vocab * self.hidden
 
 
+FaultUnit = Literal["gpu", "host", "gpu_port", "leaf", "spine", "core", "job"]
+FaultClassKind = Literal["fail-stop", "crash", "planned", "straggler", "degrade", "flapping"]
+
+
+class FaultClassSpec(_Spec):
+    """A class of faults: how often per unit, what it does, how long until the part is back."""
+
+    unit: FaultUnit
+    kind: FaultClassKind
+    rate: float = Field(ge=0, description="per unit-hour")
+    repair: float = Field(0.0, ge=0, description="seconds until the part is back (or a gray fault clears)")
+    slowdown: float | None = Field(None, gt=0, le=1, description="straggler speed")
+    factor: float | None = Field(None, ge=0, le=1, description="degrade: bandwidth share; flapping: down share")
+    source: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durations(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("repair"), str):
+            from .units import parse_duration
+
+            data = {**data, "repair": parse_duration(data["repair"])}
+        return data
+
+
 class Catalog(BaseModel):
     """Everything the scenario may name."""
 
@@ -159,6 +184,7 @@ class Catalog(BaseModel):
     links: dict[str, ScaleUpSpec]
     fabrics: dict[str, FabricSpec]
     models: dict[str, ModelSpec]
+    fault_classes: dict[str, FaultClassSpec]
 
 
 def _read(name: str) -> dict:
@@ -173,9 +199,10 @@ def catalog() -> Catalog:
         links=_read("links.toml"),
         fabrics=_read("fabrics.toml"),
         models=_read("models.toml"),
+        fault_classes=_read("failure_rates.toml"),
     )
 
 
 def known(kind: str) -> list[str]:
-    """Catalog names of one kind: 'chips', 'links', 'fabrics' or 'models'."""
+    """Catalog names of one kind: 'chips', 'links', 'fabrics', 'models' or 'fault_classes'."""
     return sorted(getattr(catalog(), kind))

@@ -133,7 +133,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        if part in REF_TAGS:
+        if part in REF_TAGS or part == "[key]":
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out

@@ -53,6 +53,7 @@ ChipRef = _ref("chips", "chip", ChipSpec)
 LinkRef = _ref("links", "scale-up link", ScaleUpSpec)
 FabricRef = _ref("fabrics", "fabric technology", FabricSpec)
 ModelName = Annotated[str, _catalog_name("models", "model")]
+FaultClassName = Annotated[str, _catalog_name("fault_classes", "fault class")]
 
 REF_TAGS = ("name", "inline")
 """Discriminator tags pydantic puts in error locations; dropped when naming a key path."""
@@ -243,12 +244,41 @@ class FeaturesConfig(_Section):
     async_comm_engine: bool = Field(False, description="communication on dedicated engines, not compute cores")
 
 
-class ReliabilityConfig(_Section):
-    """Fault handling."""
+FaultKind = Literal["fail", "straggle", "degrade", "flap", "crash", "repair"]
+FAULT_KINDS: tuple[str, ...] = ("fail", "straggle", "degrade", "flap", "crash", "repair")
 
-    policy: Literal["checkpoint-restart", "isolate-group"] = "checkpoint-restart"
-    checkpoint_interval: Duration = Field(1800.0, gt=0, description="time between checkpoints")
+
+class ReliabilityConfig(_Section):
+    """Fault handling: the recovery policy, checkpoints, detection and repair times, fault rates."""
+
+    policy: Literal["checkpoint-restart", "isolate-group"] = Field(
+        "checkpoint-restart",
+        description="checkpoint-restart: any fail-stop stops the job, which restarts from the last checkpoint; "
+        "isolate-group: only the failed node group drops out, the rest keep training, a hot spare joins",
+    )
+    checkpoint_interval: Duration = Field(1800.0, gt=0, description="training time between checkpoints")
     checkpoint_cost: Duration = Field(20.0, description="training pause per checkpoint")
+    checkpoint_async: bool = Field(False, description="save in the background: pause only for async_checkpoint_cost")
+    async_checkpoint_cost: Duration = Field(2.0, description="pause per checkpoint when saving asynchronously")
+    detect_time: Duration = Field(180.0, description="from a fail-stop fault to its detection (the job hangs meanwhile)")
+    restart_time: Duration = Field(600.0, description="relaunch the job and reload the checkpoint")
+    join_time: Duration = Field(300.0, description="isolate-group: a hot spare joins the running job")
+    evict_stragglers: bool = Field(True, description="swap a chip or link that stays slow for straggler_window for a spare")
+    straggler_window: Duration = Field(600.0, description="how long a rank must be slow before it is evicted")
+    rates: dict[FaultClassName, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="fault rate overrides per unit-hour, by fault class (factorysim catalog)"
+    )
+    repair: dict[FaultClassName, Duration] = Field(default_factory=dict, description="repair time overrides by fault class")
+
+
+class ScheduledFault(_Section):
+    """A fault that happens at a set time: [[faults]] at = "2d", target = "n3", kind = "fail"."""
+
+    at: Duration = Field(description="sim time of the fault")
+    target: str = Field(description='a server "n3", chip "n3.2" (its NIC link for degrade/flap), switch "leaf1", or "job"')
+    kind: FaultKind = Field("fail", description="fail, straggle, degrade, flap, crash (job) or repair")
+    factor: float | None = Field(None, gt=0, le=1, description="straggle: speed; degrade: bandwidth share; flap: down share")
+    duration: Duration | None = Field(None, description="how long a straggle, degrade or flap lasts")
 
 
 class RunConfig(_Section):
@@ -271,3 +301,4 @@ class Scenario(BaseModel):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    faults: list[ScheduledFault] = Field(default_factory=list, description="faults at set times")

@@ -49,18 +49,29 @@ class GroupLinks:
         return GroupLinks(size, max(1, n_nodes), self.n_local, self.local_bw, self.out_bw, self.spans_leaf, self.spans_pod)
 
 
-@dataclass(frozen=True)
 class _GroupShape:
-    """Where the groups of one parallel dimension sit; independent of health."""
+    """Where the groups of one parallel dimension sit (independent of health), with per-leaf minima of the
+    members' bandwidths that are refreshed only for the leaves a health change touched."""
 
-    groups: np.ndarray  # (number of groups, size) chip indices
-    size: int
-    n_nodes: int
-    n_local: int
-    leaves: np.ndarray | None
-    pods: np.ndarray | None
-    spans_leaf: np.ndarray | None
-    spans_pod: np.ndarray | None
+    def __init__(self, groups: np.ndarray, n_nodes: int, n_local: int, chip_leaf: np.ndarray, leaf_pod: np.ndarray,
+                 spans_leaf: np.ndarray, spans_pod: np.ndarray, buckets: int) -> None:  # fmt: skip
+        self.size = groups.shape[1]
+        self.n_nodes = n_nodes
+        self.n_local = n_local
+        self.any_leaf = bool(spans_leaf.any())
+        self.any_pod = bool(spans_pod.any())
+        chips = groups.ravel()
+        bucket = np.where(chip_leaf[chips] >= 0, chip_leaf[chips], buckets - 1)
+        order = np.argsort(bucket, kind="stable")
+        self.chips = chips[order]
+        self.bucket = bucket[order]
+        self.spans_leaf = np.repeat(spans_leaf, self.size)[order]
+        self.spans_pod = np.repeat(spans_pod, self.size)[order]
+        self.pod = leaf_pod[np.maximum(chip_leaf[self.chips], 0)]
+        self.starts = np.searchsorted(self.bucket, np.arange(buckets + 1))
+        self.out_min = np.full(buckets, np.inf)
+        self.up_min = np.full(buckets, np.inf)
+        self.at_version = -1
 
 
 class _Members:
@@ -116,6 +127,7 @@ class FabricIndex:
         self.uplink_health = np.ones(len(self.up_bw))
         self.speed = np.ones(n)  # compute speed of each chip (stragglers < 1); set by the engine
         self.version = 0
+        self.leaf_touched = np.zeros(plan.leaves + 1, dtype=np.int64)  # last version that changed a leaf's chips
         self._shapes: dict[tuple, _GroupShape] = {}
         self._links: dict[tuple, GroupLinks] = {}
         self.recompute()
@@ -251,6 +263,7 @@ class FabricIndex:
         self.pod_up, self.pod_down, self.pod_ratio = np.zeros(pods), np.zeros(pods), np.ones(pods)
         self._refresh_pods(np.arange(pods))
         self._touch()
+        self.leaf_touched[:] = self.version
 
     def _refresh_chips(self, chips: np.ndarray) -> None:
         leaf = self.leaf[chips]
@@ -303,27 +316,38 @@ class FabricIndex:
         """
         self.health_of(kind)[index] = health
         one = np.array([index])
-        if kind == "nic":
-            self._refresh_chips(one)
-        elif kind == "scale_up":
-            self.scale_up[index] = self.up_base[index] * health
+        pods = np.zeros(0, dtype=np.int64)
+        if kind in ("nic", "scale_up"):
+            leaves = self.leaf[one]
+            if kind == "nic":
+                self._refresh_chips(one)
+            else:
+                self.scale_up[index] = self.up_base[index] * health
         elif kind == "leaf":
+            leaves = one
             self._refresh_chips(self._leaf_chips.of(index))
             self._refresh_leaves(one)
-            self._refresh_pods(np.unique(self.leaf_pod[one]))
+            pods = np.unique(self.leaf_pod[one])
         elif kind == "spine":
-            self._refresh_leaves(np.unique(self.up_leaf[self._spine_uplinks.of(index)]))
-            self._refresh_pods(self.spine_pod[one])
+            leaves = np.unique(self.up_leaf[self._spine_uplinks.of(index)])
+            self._refresh_leaves(leaves)
+            pods = self.spine_pod[one]
         elif kind == "core":
-            self._refresh_pods(np.unique(self.spine_pod[self.core_spine[self._core_corelinks.of(index)]]))
-        elif kind == "uplink":
-            self._refresh_leaves(self.up_leaf[one])
-            self._refresh_pods(self.spine_pod[self.up_spine[one]])
+            leaves = one[:0]
+            pods = np.unique(self.spine_pod[self.core_spine[self._core_corelinks.of(index)]])
+        else:  # uplink
+            leaves = self.up_leaf[one]
+            self._refresh_leaves(leaves)
+            pods = self.spine_pod[self.up_spine[one]]
+        self._refresh_pods(pods)
         self._touch()
+        self.leaf_touched[np.where(leaves >= 0, leaves, self.plan.leaves)] = self.version
+        if self.plan.tiers == 3 and len(pods):
+            self.leaf_touched[:-1][np.isin(self.leaf_pod, pods)] = self.version
 
     def set_speed(self, chip: int, speed: float) -> None:
+        """Compute speed does not change any link; the step physics reads it through slowest_speed."""
         self.speed[chip] = speed
-        self._touch()
 
     # ------------------------------------------------------------ queries
 
@@ -354,10 +378,8 @@ class FabricIndex:
 
     def _shape_of(self, groups: np.ndarray) -> _GroupShape:
         size = groups.shape[1]
-        if size == 1:
-            return _GroupShape(groups, 1, 1, 1, None, None, None, None)
         servers = self.server[groups]
-        if (servers.min(axis=1) == servers.max(axis=1)).all():
+        if size == 1 or (servers.min(axis=1) == servers.max(axis=1)).all():
             worst = 1
         else:
             servers = np.sort(servers, axis=1)
@@ -366,22 +388,50 @@ class FabricIndex:
         spans_leaf = leaves.min(axis=1) != leaves.max(axis=1)
         pods = self.leaf_pod[leaves]
         spans_pod = pods.min(axis=1) != pods.max(axis=1)
-        return _GroupShape(groups, size, worst, max(1, size // worst), leaves, pods, spans_leaf, spans_pod)
+        return _GroupShape(groups, worst, max(1, size // worst), self.leaf, self.leaf_pod, spans_leaf, spans_pod,
+                           self.plan.leaves + 1)  # fmt: skip
 
     def _bandwidth(self, g: _GroupShape) -> GroupLinks:
         if g.size == 1:
             return GroupLinks(1, 1, 1, np.inf, np.inf, False, False)
-        local_bw = float(self.scale_up[g.groups].min()) if g.n_local > 1 else np.inf
-        if g.n_nodes > 1:
-            out = self.nic[g.groups]
-            if g.spans_leaf.any():
-                out = np.where(g.spans_leaf[:, None], out * self.leaf_ratio[g.leaves], out)
-            if g.spans_pod.any():
-                out = np.where(g.spans_pod[:, None], out * self.pod_ratio[g.pods], out)
-            out_bw = float(out.min())
+        if g.at_version < 0:
+            self._bandwidth_all(g)
+            stale: list[int] = []
         else:
-            out_bw = np.inf
-        return GroupLinks(g.size, g.n_nodes, g.n_local, local_bw, out_bw, bool(g.spans_leaf.any()), bool(g.spans_pod.any()))
+            stale = np.flatnonzero(self.leaf_touched > g.at_version).tolist()
+        for b in stale:
+            lo, hi = g.starts[b], g.starts[b + 1]
+            if lo == hi:
+                continue
+            chips = g.chips[lo:hi]
+            if g.n_local > 1:
+                g.up_min[b] = self.scale_up[chips].min()
+            if g.n_nodes > 1:
+                out = self.nic[chips]
+                if g.any_leaf and b < self.plan.leaves:
+                    out = np.where(g.spans_leaf[lo:hi], out * self.leaf_ratio[b], out)
+                if g.any_pod:
+                    out = np.where(g.spans_pod[lo:hi], out * self.pod_ratio[g.pod[lo:hi]], out)
+                g.out_min[b] = out.min()
+        g.at_version = self.version
+        local_bw = float(g.up_min.min()) if g.n_local > 1 else np.inf
+        out_bw = float(g.out_min.min()) if g.n_nodes > 1 else np.inf
+        return GroupLinks(g.size, g.n_nodes, g.n_local, local_bw, out_bw, g.any_leaf, g.any_pod)
+
+    def _bandwidth_all(self, g: _GroupShape) -> None:
+        """Every leaf's minima at once (segmented reductions over the members sorted by leaf)."""
+        firsts = g.starts[:-1][np.diff(g.starts) > 0]
+        buckets = g.bucket[firsts]
+        if g.n_local > 1:
+            g.up_min[buckets] = np.minimum.reduceat(self.scale_up[g.chips], firsts)
+        if g.n_nodes > 1:
+            out = self.nic[g.chips]
+            if g.any_leaf:
+                ratio = np.append(self.leaf_ratio, 1.0)[g.bucket]
+                out = np.where(g.spans_leaf, out * ratio, out)
+            if g.any_pod:
+                out = np.where(g.spans_pod, out * self.pod_ratio[g.pod], out)
+            g.out_min[buckets] = np.minimum.reduceat(out, firsts)
 
     def slowest_speed(self, layout: ParallelLayout, placement: np.ndarray | None = None) -> float:
         """Compute speed of the slowest chip in the job (synchronous training waits for it)."""
