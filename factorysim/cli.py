@@ -173,12 +173,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def _progress(total: float, label: str):
+def _progress(label: str):
+    """A progress bar on stderr while a run lasts (nothing at all when stderr is not a terminal)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
     return Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
+                    TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -201,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     seed = scenario.run.seed if args.seed is None else args.seed
     if args.seeds > 1:
         seeds = list(range(seed, seed + args.seeds))
-        with _progress(len(seeds), f"{len(seeds)} seeds") as bar:
+        with _progress(f"{len(seeds)} seeds") as bar:
             task = bar.add_task("runs", total=len(seeds))
             summaries = run_seeds(scenario, seeds, duration, progress=lambda n: bar.advance(task, n))
         summary = aggregate(summaries)
@@ -209,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         sim = Simulation(scenario, seed=seed, record=bool(args.record), metrics=False)
         steps = 200
-        with _progress(duration, "simulating") as bar:
+        with _progress("simulating") as bar:
             task = bar.add_task("sim", total=steps)
             for i in range(1, steps + 1):
                 sim.run_until(duration * i / steps)

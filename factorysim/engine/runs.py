@@ -13,7 +13,7 @@ from .simulation import Simulation
 
 
 def run_one(scenario: Scenario, seed: int, duration: float) -> RunSummary:
-    sim = Simulation(scenario, seed=seed, metrics=False, fingerprint=False)
+    sim = Simulation(scenario, seed=seed, metrics=False)
     sim.run_until(duration)
     return sim.summary()
 

@@ -95,7 +95,7 @@ class Simulation:
         record: bool = False,
         metrics: bool = True,
         sample_interval: float | None = None,
-        fingerprint: bool = True,
+        fingerprint: bool | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.run.seed if seed is None else seed
@@ -150,6 +150,7 @@ class Simulation:
         # counters
         self.interruptions: dict[str, int] = {}
         self.exposure = 0.0  # seconds during which a fault would interrupt the job
+        self.events = 0
         self.isolations = 0
         self.faults = 0
         self.spares_used = 0
@@ -166,7 +167,7 @@ class Simulation:
         interval = sample_interval or max(60.0, scenario.run.duration / 1000)
         self.series = TimeSeries(interval) if metrics else None
         self.log: EventLog | None = None
-        if record or fingerprint:
+        if record or fingerprint:  # the fingerprint is the hash of the log; by default only recorded runs keep one
             data = scenario_data(scenario)
             header = {"factorysim": __version__, "seed": self.seed, "scenario": data,
                       "scenario_sha256": scenario_hash(data)}  # fmt: skip
@@ -193,7 +194,10 @@ class Simulation:
         rank_slot = ranks // self.cpn
         pairs = np.unique(rank_slot * lay.dp + rank_replica)
         self._pairs = (pairs // lay.dp, pairs % lay.dp)  # sorted by slot
-        self._replica_bad = np.zeros(lay.dp, dtype=np.int64)
+        starts = np.searchsorted(self._pairs[0], np.arange(self.slots + 1))
+        replicas = self._pairs[1].tolist()
+        self._slot_replicas = [replicas[starts[i] : starts[i + 1]] for i in range(self.slots)]
+        self._replica_bad = [0] * lay.dp
         self.replicas_up = lay.dp
         self.group_size = self.scenario.cluster.node_group_size
         self._isolated: set[int] = set()
@@ -201,34 +205,32 @@ class Simulation:
         self._slot_group = np.arange(self.slots) // self.group_size
         self._empty: set[int] = set()  # slots without a server
 
-    def _replicas_of(self, slot: int) -> np.ndarray:
-        slot_of, replica_of = self._pairs
-        lo, hi = np.searchsorted(slot_of, [slot, slot + 1])
-        return replica_of[lo:hi]
-
     def _set_slot_ok(self, slot: int, ok: bool) -> None:
         if self._slot_ok[slot] == ok:
             return
         self._slot_ok[slot] = ok
-        reps = self._replicas_of(slot)
-        before = self._replica_bad[reps] == 0
-        self._replica_bad[reps] += -1 if ok else 1
-        after = self._replica_bad[reps] == 0
-        self.replicas_up += int(after.sum()) - int(before.sum())
+        bad = self._replica_bad
+        for r in self._slot_replicas[slot]:
+            if ok:
+                bad[r] -= 1
+                self.replicas_up += bad[r] == 0
+            else:
+                self.replicas_up -= bad[r] == 0
+                bad[r] += 1
 
     def _recount_replicas(self) -> None:
         slot_of, replica_of = self._pairs
-        bad = np.bincount(replica_of, weights=~self._slot_ok[slot_of], minlength=self.layout.dp)
-        self._replica_bad = bad.astype(np.int64)
-        self.replicas_up = int((self._replica_bad == 0).sum())
+        bad = np.bincount(replica_of, weights=~self._slot_ok[slot_of], minlength=self.layout.dp).astype(np.int64)
+        self._replica_bad = bad.tolist()
+        self.replicas_up = int((bad == 0).sum())
 
     def _set_status(self, server: int, status: int) -> None:
-        self._status_count[self.status[server]] -= 1
+        self._status_count[int(self.status[server])] -= 1
         self._status_count[status] += 1
         self.status[server] = status
 
     def _recount_status(self) -> None:
-        self._status_count = np.bincount(self.status.astype(np.int64), minlength=len(STATUS))
+        self._status_count = np.bincount(self.status.astype(np.int64), minlength=len(STATUS)).tolist()
 
     def _group_slots(self, slot: int) -> range:
         g = slot // self.group_size
@@ -413,8 +415,11 @@ class Simulation:
     # ------------------------------------------------------------ rate and metrics
 
     def _refresh_rate(self) -> None:
-        slowest = min((v for chip, v in self._slow.items() if self._slot_active(chip // self.cpn)), default=1.0)
-        flap = min((v for chip, v in self._flap.items() if self._slot_active(chip // self.cpn)), default=1.0)
+        slowest = flap = 1.0
+        if self._slow:
+            slowest = min((v for chip, v in self._slow.items() if self._slot_active(chip // self.cpn)), default=1.0)
+        if self._flap:
+            flap = min((v for chip, v in self._flap.items() if self._slot_active(chip // self.cpn)), default=1.0)
         narrow = self._may_run_narrow()
         est = self.throughput.at(max(1, self.replicas_up) if narrow else self.layout.dp, slowest)
         up = self.replicas_up > 0 and (narrow or self.replicas_up == self.layout.dp)
@@ -430,10 +435,9 @@ class Simulation:
         return server >= 0 and self.status[server] == ACTIVE
 
     def chip_counts(self) -> dict[str, int]:
-        counts = self._status_count * self.cpn
-        healthy = int(counts[ACTIVE] + counts[IDLE] + counts[JOINING])
-        return {"healthy": healthy, "failed": int(counts[FAILED]), "in_repair": int(counts[REPAIR]),
-                "spare": int(counts[SPARE]), "total": int(counts.sum())}  # fmt: skip
+        n, c = self._status_count, self.cpn
+        return {"healthy": (n[ACTIVE] + n[IDLE] + n[JOINING]) * c, "failed": n[FAILED] * c,
+                "in_repair": n[REPAIR] * c, "spare": n[SPARE] * c, "total": sum(n) * c}  # fmt: skip
 
     @property
     def tokens_per_s(self) -> float:
@@ -495,6 +499,7 @@ class Simulation:
             record["cause"] = cause
         if effect:
             record["effect"] = effect
+        self.events += kind != "checkpoint"  # commits are counted in `checkpoints`, logged or not
         if self.log is not None:
             self.log.append(record)
         for listener in self.listeners:
@@ -779,7 +784,7 @@ class Simulation:
             return
         if not self._empty and not self._isolated and (self.status[self.slot_server] == ACTIVE).all():
             self._slot_ok[:] = True  # the common case: every slot holds a working server
-            self._replica_bad[:] = 0
+            self._replica_bad = [0] * self.layout.dp
             self.replicas_up = self.layout.dp
         else:
             self._restart_partial()
@@ -986,7 +991,7 @@ class Simulation:
             time_to_target_s=self.target_time,
             factors=factors,
             fingerprint=self.log.fingerprint if self.log is not None else None,
-            events=self.log.count if self.log is not None else 0,
+            events=self.events,
         )
 
     def write_log(self, path: str) -> None:
