@@ -14,7 +14,9 @@ from typing import Iterable
 from ._version import __version__
 from .engine import Fault, SimClock, Simulation
 from .perf import StepEstimate, estimate, feasibility_problems
-from .scenario import Scenario, ScenarioError, load_scenario_file
+from .scenario import Problem, Scenario, ScenarioError, load_scenario_file
+from .topology import plan_clos
+from .topology.edits import cluster_graph
 
 
 
@@ -24,13 +26,30 @@ def load_scenario(path: str | os.PathLike[str] | None = None, overrides: Iterabl
     Raises ScenarioError listing every problem: syntax, schema, parallel layout, memory per chip.
     """
     scenario = load_scenario_file(path, overrides)
-    problems = feasibility_problems(scenario)
+    problems = check_scenario(scenario)
     if problems:
         raise ScenarioError(problems, str(path) if path is not None else "<default scenario>")
     return scenario
 
 
+def check_scenario(scenario: Scenario) -> list[Problem]:
+    """Checks that need the physics or the graph: memory per chip, topology edits, scheduled fault targets."""
+    problems = feasibility_problems(scenario)
+    try:
+        if scenario.topology.edits:
+            cluster_graph(scenario.cluster, scenario.topology.edits)
+    except ScenarioError as exc:
+        problems += exc.problems
+    plan = plan_clos(scenario.cluster)
+    for i, f in enumerate(scenario.faults):
+        try:
+            Fault(f.target, f.kind, f.factor, f.duration).check(plan, f"faults[{i}]")
+        except ScenarioError as exc:
+            problems += exc.problems
+    return problems
+
+
 __all__ = [
-    "Fault", "Scenario", "ScenarioError", "SimClock", "Simulation", "StepEstimate", "estimate", "load_scenario",
+    "Fault", "Problem", "Scenario", "check_scenario", "ScenarioError", "SimClock", "Simulation", "StepEstimate", "estimate", "load_scenario",
     "__version__",
 ]  # fmt: skip

@@ -14,7 +14,9 @@ from ._version import __version__
 
 EXAMPLES = """\
 examples:
-  factorysim estimate                                 the built-in 64-GPU starter scenario
+  factorysim                                          open the sandbox on the built-in 64-GPU starter
+  factorysim play scenarios/kuae-mtt-s4000-10k.toml   open the sandbox on a file
+  factorysim estimate                                 one training step of the starter scenario
   factorysim estimate scenarios/llama3-70b-1k-h100.toml
   factorysim estimate scenarios/h100-100k.toml --set workload.precision=fp8 --json
   factorysim estimate FILE --set parallelism.tp=4 --set parallelism.dp=auto
@@ -63,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"factorysim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    p = sub.add_parser("play", help="open the sandbox (the default command)",
+                       description="Open the terminal sandbox on a scenario: the cluster on a canvas you can "
+                       "zoom, drag and link, the factory's output live, faults on demand. Press ? inside for keys.")  # fmt: skip
+    _scenario_args(p)
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
+    p.add_argument("--speed", metavar="TIME", default="1h", help='sim time per real second to start with (default "1h")')
+    p.add_argument("--paused", action="store_true", help="start paused")
+
     p = sub.add_parser("estimate", help="step time, MFU and the factors of one training step",
                        description="Estimate one training step: step time and where it goes, tokens/s, MFU (model "
                        "FLOPs) and HFU (with recompute) against dense BF16 peak, memory per chip, and the factors "
@@ -109,6 +119,25 @@ def _console():
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from . import load_scenario
+    from .engine import SimClock
+    from .scenario import Problem, ScenarioError, parse_duration
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    try:
+        speed = parse_duration(args.speed)
+    except ValueError as exc:
+        raise ScenarioError([Problem("--speed", str(exc))]) from None
+    if speed <= 0:
+        raise ScenarioError([Problem("--speed", "must be positive")])
+    from .tui import FactorySimApp
+
+    app = FactorySimApp(scenario, args.scenario, clock=SimClock(speed=speed, paused=args.paused), seed=args.seed)
+    app.run()
+    return 0
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -275,6 +304,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "play": cmd_play,
     "estimate": cmd_estimate,
     "validate": cmd_validate,
     "schema": cmd_schema,
@@ -289,9 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .scenario import ScenarioError
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["play", *argv]  # `factorysim`, `factorysim FILE.toml`, `factorysim --paused` open the sandbox
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["estimate", *(argv or [])])
     try:
         return COMMANDS[args.command](args)
     except ScenarioError as exc:

@@ -34,7 +34,8 @@ import numpy as np
 from .._version import __version__
 from ..scenario.files import scenario_data
 from ..scenario.models import Scenario
-from ..topology.graph import plan_clos, server_name
+from ..topology.edits import index_for
+from ..topology.graph import server_name
 from ..topology.index import FabricIndex
 from .clock import SimClock
 from .faults import CHUNK, Fault, FaultProcess, Target, fault_classes
@@ -101,8 +102,8 @@ class Simulation:
         self.seed = scenario.run.seed if seed is None else seed
         rel = scenario.reliability
         self.policy = rel.policy
-        self.index = index if index is not None else FabricIndex.from_plan(scenario.cluster)
-        self.plan = self.index.plan if index is not None else plan_clos(scenario.cluster)
+        self.index = index if index is not None else index_for(scenario.cluster, scenario.topology.edits)
+        self.plan = self.index.plan
         self.throughput = Throughput(scenario, self.index)
         self.layout = self.throughput.layout
         self.base = self.throughput.base

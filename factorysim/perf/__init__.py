@@ -7,6 +7,7 @@ import numpy as np
 from ..scenario.checks import ParallelLayout, resolve_layout
 from ..scenario.errors import Problem
 from ..scenario.models import Scenario
+from ..topology.edits import index_for
 from ..topology.index import FabricIndex
 from .flops import hardware_flops_per_token, model_flops_per_token
 from .memory import MemoryBreakdown, memory_per_chip, memory_problems
@@ -26,10 +27,10 @@ def step_links(index: FabricIndex, layout: ParallelLayout, placement: np.ndarray
 
 
 def estimate(scenario: Scenario, index: FabricIndex | None = None) -> StepEstimate:
-    """Estimate one training step of a validated scenario (on a fresh cluster unless an index is given)."""
+    """Estimate one training step of a validated scenario (on its cluster, edits applied, unless an index is given)."""
     layout = resolve_layout(scenario)
     if index is None:
-        index = FabricIndex.from_plan(scenario.cluster)
+        index = index_for(scenario.cluster, scenario.topology.edits)
     return estimate_step(scenario, layout, step_links(index, layout))
 
 

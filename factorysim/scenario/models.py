@@ -288,6 +288,27 @@ class RunConfig(_Section):
     seed: NonNegativeInt = 1
 
 
+class TopologyEdit(_Section):
+    """One change to the cluster graph: add a link, remove one, or set its bandwidth (thin or widen it)."""
+
+    op: Literal["add", "remove", "set"] = Field(description="add a link, remove it, or set its bandwidth")
+    a: str = Field(description='one end: "n3.2" (chip), "n3" (server), "leaf1", "spine0", "core4"')
+    b: str = Field(description="the other end")
+    gbps: PositiveFloat | None = Field(None, description="bandwidth per direction, Gb/s (add: default by link kind)")
+
+
+class TopologyConfig(_Section):
+    """Edits to the built cluster graph, applied in order."""
+
+    edits: list[TopologyEdit] = Field(default_factory=list)
+
+
+class LayoutConfig(_Section):
+    """Where the user put nodes on the canvas (cell coordinates in the node's zoom view)."""
+
+    positions: dict[str, tuple[int, int]] = Field(default_factory=dict, description='node -> [x, y], e.g. "n3" = [10, 4]')
+
+
 class Scenario(BaseModel):
     """A whole scenario: cluster, training job, parallel layout, features, reliability and run length."""
 
@@ -302,3 +323,5 @@ class Scenario(BaseModel):
     reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     faults: list[ScheduledFault] = Field(default_factory=list, description="faults at set times")
+    topology: TopologyConfig = Field(default_factory=TopologyConfig, description="edits to the cluster graph")
+    layout: LayoutConfig = Field(default_factory=LayoutConfig, description="node positions on the canvas")

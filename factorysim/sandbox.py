@@ -1,0 +1,277 @@
+"""A sandbox session: one scenario, its cluster graph, a running simulation, and the edits a player makes.
+
+Headless: the Textual app drives it, tests drive it directly. Every change goes through the scenario
+models (edits that would make the scenario invalid are refused with the reason, the old scenario stays),
+and every change that alters physics restarts the run on the new scenario, so the step physics, the
+factors and the run all follow at once, and the run's log always replays headless.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import networkx as nx
+import numpy as np
+
+from . import check_scenario
+from .engine import STATUS, Fault, Simulation
+from .engine.faults import parse_target
+from .perf import StepEstimate
+from .scenario import Problem, Scenario, ScenarioError, save_scenario, scenario_data, validate_scenario
+from .scenario.models import TopologyEdit
+from .topology import plan_clos
+from .topology.edits import apply_edit, cluster_graph
+from .topology.index import FabricIndex
+from .topology.layout import Box, Hierarchy, Scene, View, scene
+
+STATE_ORDER = ("failed", "in_repair", "degraded", "joining", "idle", "spare", "ok")
+"""Worst first: a group shows the worst state of its members."""
+
+
+@dataclass(frozen=True)
+class EditResult:
+    ok: bool
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return "; ".join(str(p) for p in self.problems)
+
+
+class Sandbox:
+    """Scenario + graph + simulation, and the operations a player has."""
+
+    def __init__(self, scenario: Scenario, path: str | os.PathLike[str] | None = None, seed: int | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.seed = seed
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.dirty = False  # unsaved changes
+        self._set(scenario)
+
+    # ------------------------------------------------------------ building
+
+    def _set(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.plan = plan_clos(scenario.cluster)
+        self.hierarchy = Hierarchy(self.plan)
+        self._graph: nx.Graph | None = None
+        if scenario.topology.edits:
+            self._graph = cluster_graph(scenario.cluster, scenario.topology.edits)
+            self.index = FabricIndex.from_graph(self._graph)
+        else:
+            self.index = FabricIndex.from_plan(scenario.cluster)
+        self.reset()
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The cluster graph, built on first use (a 100,000-chip graph takes a second or two)."""
+        if self._graph is None:
+            self._graph = cluster_graph(self.scenario.cluster, self.scenario.topology.edits)
+        return self._graph
+
+    @property
+    def has_graph(self) -> bool:
+        return self._graph is not None
+
+    def reset(self) -> None:
+        """Start the run again at t = 0 on the current scenario."""
+        self.sim = Simulation(self.scenario, seed=self.seed, index=self.index, record=True)
+        self.sim.listeners.append(self._relay)
+
+    def _relay(self, record: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(record)
+
+    @property
+    def step(self) -> StepEstimate:
+        """The step physics of the current scenario (fault-free, full width)."""
+        return self.sim.base
+
+    # ------------------------------------------------------------ edits (validated by the scenario models)
+
+    def _try(self, data: dict[str, Any]) -> EditResult:
+        try:
+            candidate = validate_scenario(data)
+        except ScenarioError as exc:
+            return EditResult(False, tuple(exc.problems))
+        problems = check_scenario(candidate)
+        if problems:
+            return EditResult(False, tuple(problems))
+        self._set(candidate)
+        self.dirty = True
+        self._relay({"t": 0.0, "kind": "edit", "target": "scenario", "effect": {"restart": True}})
+        return EditResult(True)
+
+    def edit(self, key_path: str, value: Any) -> EditResult:
+        """Set one scenario key (dotted path) to a value; refused edits keep the old scenario."""
+        data = scenario_data(self.scenario)
+        node = data
+        parts = key_path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                return EditResult(False, (Problem(key_path, "is not a table"),))
+        if value is None:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
+        return self._try(data)
+
+    def value(self, key_path: str) -> Any:
+        node: Any = scenario_data(self.scenario)
+        for part in key_path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def _edit_topology(self, edit: TopologyEdit) -> EditResult:
+        try:
+            apply_edit(self.graph.copy(), self.scenario.cluster, edit, "link")
+        except ScenarioError as exc:
+            return EditResult(False, tuple(exc.problems))
+        data = scenario_data(self.scenario)
+        data.setdefault("topology", {}).setdefault("edits", []).append(edit.model_dump(exclude_none=True))
+        return self._try(data)
+
+    def add_link(self, a: str, b: str, gbps: float | None = None) -> EditResult:
+        return self._edit_topology(TopologyEdit(op="add", a=a, b=b, gbps=gbps))
+
+    def remove_link(self, a: str, b: str) -> EditResult:
+        return self._edit_topology(TopologyEdit(op="remove", a=a, b=b))
+
+    def set_link(self, a: str, b: str, gbps: float) -> EditResult:
+        try:
+            edit = TopologyEdit(op="set", a=a, b=b, gbps=gbps)
+        except ValueError:
+            return EditResult(False, (Problem("gbps", f"must be a positive number of Gb/s, got {gbps!r}"),))
+        return self._edit_topology(edit)
+
+    def links_of(self, node: str) -> list[tuple[str, str, float]]:
+        """(other end, kind, Gb/s) of a node's links in the graph."""
+        g = self.graph
+        if node not in g:
+            return []
+        return sorted((o, e["kind"], e["bw"] * 8 / 1e9) for o, e in g.adj[node].items())
+
+    # ------------------------------------------------------------ layout (no physics)
+
+    def scene(self, view: View, width: int = 100) -> Scene:
+        graph = self.graph if view.level in ("rack", "server") else None
+        return scene(view, self.hierarchy, graph, self.scenario.layout.positions, width)
+
+    def move(self, view: View, box_id: str, x: int, y: int) -> None:
+        """Put a box somewhere else on the canvas; saved with the scenario."""
+        positions = dict(self.scenario.layout.positions)
+        positions[f"{view.key}/{box_id}"] = (max(0, int(x)), max(0, int(y)))
+        self.scenario = self.scenario.model_copy(
+            update={"layout": self.scenario.layout.model_copy(update={"positions": positions})}
+        )
+        self.dirty = True
+
+    def initial_view(self) -> View:
+        return View("pod", 0) if self.hierarchy.pods == 1 else View("cluster")
+
+    # ------------------------------------------------------------ faults
+
+    def inject(self, fault: Fault) -> EditResult:
+        try:
+            self.sim.inject(fault)
+        except ScenarioError as exc:
+            return EditResult(False, tuple(exc.problems))
+        return EditResult(True)
+
+    def set_policy(self, policy: str) -> EditResult:
+        """Switch the recovery policy live (the run goes on) and in the scenario."""
+        try:
+            self.sim.set_policy(policy)
+        except ValueError as exc:
+            return EditResult(False, (Problem("reliability.policy", str(exc)),))
+        rel = self.scenario.reliability.model_copy(update={"policy": policy})
+        self.scenario = self.scenario.model_copy(update={"reliability": rel})
+        self.dirty = True
+        return EditResult(True)
+
+    # ------------------------------------------------------------ state for display
+
+    def server_state(self, server: int) -> str:
+        status = STATUS[int(self.sim.status[server])]
+        if status in ("active",):
+            return "degraded" if any(g.server == server for g in self.sim._gray.values()) else "ok"
+        return status
+
+    def chip_state(self, server: int, local: int) -> str:
+        status = self.server_state(server)
+        if status in ("ok", "degraded"):
+            return "degraded" if any(g.server == server and g.local == local for g in self.sim._gray.values()) else "ok"
+        return status
+
+    def switch_state(self, kind: str, index: int) -> str:
+        health = self.sim._switch_down.get((kind, index))
+        if health is None:
+            return "ok"
+        return "failed" if health == 0 else "degraded"
+
+    def group_counts(self, lo: int, hi: int) -> dict[str, int]:
+        """Servers in [lo, hi) by state."""
+        status = self.sim.status[lo:hi]
+        counts = {STATUS[i]: int(n) for i, n in enumerate(np.bincount(status.astype(np.int64), minlength=len(STATUS)))}
+        degraded = {g.server for g in self.sim._gray.values() if lo <= g.server < hi and self.sim.status[g.server] == 0}
+        counts["degraded"] = len(degraded)
+        counts["ok"] = counts.pop("active") - len(degraded)
+        return counts
+
+    def box_state(self, box: Box) -> str:
+        if box.kind == "chip":
+            server, local = box.id[1:].split(".")
+            return self.chip_state(int(server), int(local))
+        if box.kind in ("server", "switch"):
+            return self.server_state(box.servers[0])
+        if box.kind in ("leaf", "spine", "core"):
+            return self.switch_state(box.kind, int(box.id[len(box.kind):]))
+        if box.kind in ("pod", "rack"):
+            counts = self.group_counts(*box.servers)
+            return next((s for s in STATE_ORDER if counts.get(s, 0)), "ok")
+        if box.kind in ("spines", "cores"):
+            kind = box.kind[:-1]
+            return "degraded" if any(k == kind for k, _ in self.sim._switch_down) else "ok"
+        return "ok"
+
+    def describe(self, name: str) -> list[tuple[str, str]]:
+        """Properties of a graph node or group for the inspector, as (label, value) rows."""
+        try:
+            target = parse_target(name, self.plan)
+        except ScenarioError:
+            return [("node", name)]
+        rows = [("node", name), ("kind", target.kind)]
+        if target.kind == "server":
+            rows.append(("state", self.server_state(target.index)))
+            slot = int(self.sim.server_slot[target.index])
+            rows.append(("job slot", str(slot) if slot >= 0 else "none (not in the job)"))
+        elif target.kind == "chip":
+            server, local = divmod(target.index, self.plan.chips_per_node)
+            rows.append(("state", self.chip_state(server, local)))
+            for g in self.sim._gray.values():
+                if g.server == server and g.local == local:
+                    rows.append((g.kind, f"{g.factor:g} until t={g.end / 3600:.1f} h ({g.cause})"))
+        elif target.kind in ("leaf", "spine", "core"):
+            rows.append(("state", self.switch_state(target.kind, target.index)))
+        return rows
+
+    # ------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Save the scenario (with layout and topology edits) atomically; the file on disk is safe on failure."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ScenarioError([Problem("path", "this scenario has no file yet: give a path to save it to")])
+        saved = save_scenario(self.scenario, target)
+        self.path = saved
+        self.dirty = False
+        return saved
+
+    def write_log(self, path: str | os.PathLike[str]) -> None:
+        self.sim.write_log(str(path))

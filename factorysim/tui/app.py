@@ -1,0 +1,463 @@
+"""The factorysim sandbox: build a cluster, break it, watch the factory.
+
+The app is a thin shell over factorysim.sandbox.Sandbox (scenario, graph, simulation): it draws, it
+forwards what the player does, and it never computes physics. Sim time comes from a SimClock (real
+time × speed), never from counting timer ticks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import numpy as np
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, RichLog
+
+from ..engine import Fault, SimClock, Snapshot
+from ..engine.faults import parse_target
+from ..sandbox import Sandbox
+from ..scenario import Scenario, ScenarioError
+from ..topology.layout import Box, View
+from .canvas import TopologyCanvas
+from .dashboard import Dashboard, clock_text
+from .inspector import Inspector
+from .screens import FaultScreen, HelpScreen, PathScreen
+
+STORM_RATE = 6 / 3600.0
+"""Faults per sim second while a storm rages (six an hour)."""
+
+
+class FactorySimApp(App[None]):
+    """The sandbox app, constructed from a scenario (and the file it came from, if any)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "factorysim"
+    BINDINGS = [
+        Binding("space", "toggle_pause", "Pause", id="pause"),
+        Binding("plus,equals_sign", "faster", "Faster", id="faster", key_display="+"),
+        Binding("minus", "slower", "Slower", id="slower", key_display="-"),
+        Binding("n", "next_event", "Next event", id="next"),
+        Binding("f", "fault", "Fault", id="fault"),
+        Binding("F", "storm", "Storm", id="storm", key_display="F"),
+        Binding("p", "policy", "Policy", id="policy"),
+        Binding("r", "reset", "Reset", id="reset"),
+        Binding("s", "save", "Save", id="save"),
+        Binding("o", "open", "Open", id="open"),
+        Binding("question_mark", "help", "Help", id="help", key_display="?"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+    KEY_HELP = [
+        ("space", "pause or resume sim time"),
+        ("+ / -", "faster or slower: 1 s per second up to 1 day per second"),
+        ("n", "jump to the next event (also while paused)"),
+        ("f", "inject a fault on the selection: fail, straggle, degrade, flap, repair"),
+        ("F", "start or stop a random fault storm"),
+        ("p", "switch the recovery policy live: checkpoint-restart / isolate-group"),
+        ("r", "reset the run to t = 0"),
+        ("s", "save the scenario (TOML, atomic), with layout and topology edits"),
+        ("o", "open a scenario file"),
+        ("?", "this help"),
+        ("q", "quit (twice if there are unsaved changes)"),
+        ("ctrl+p", "command palette: every action by name"),
+        ("arrows", "select the nearest box in that direction"),
+        ("shift+arrows", "nudge the selected box (its position is saved)"),
+        ("enter", "zoom into the selection (cluster › pod › rack › server)"),
+        ("backspace / escape", "zoom out"),
+        ("l", "link mode: l on one node, select another, l again adds a link"),
+        ("tab", "move focus: canvas, inspector, event log"),
+    ]
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: SimClock | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.sandbox = Sandbox(scenario, path, seed)
+        self.clock = clock or SimClock(speed=3600.0)
+        self.view = self.sandbox.initial_view()
+        self.storm = False
+        self._storm_rng = np.random.default_rng([scenario.run.seed, 0x5707])
+        self._log_lines: list[str] = []
+        self._drawn_events = -1
+        self._last_t = 0.0
+        self._quit_armed = False
+        self._frame: Snapshot | None = None
+        self._layout_width = 0
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Label("", id="crumb")
+                yield TopologyCanvas(id="canvas")
+            yield Dashboard(id="dashboard")
+        with Horizontal(id="bottom"):
+            yield Inspector(id="inspector")
+            yield RichLog(id="events", max_lines=500, markup=True, wrap=False)
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        # the main screen's widgets, kept: queries would look at whatever screen is on top (a dialog)
+        self.canvas = self.query_one(TopologyCanvas)
+        self.inspector = self.query_one(Inspector)
+        self.dashboard = self.query_one(Dashboard)
+        self.events_log = self.query_one("#events", RichLog)
+        self.crumb = self.query_one("#crumb", Label)
+        self._wire_sandbox()
+        self.events_log.border_title = "events"
+        self.inspector.border_title = "inspector"
+        self.dashboard.border_title = "factory output"
+        self._compact(self.size.width, self.size.height)
+        self.load_view()
+        await self.inspector.show_scenario(self._values())
+        self.canvas.focus()
+        self.start_sim()
+
+    def on_resize(self, event) -> None:
+        self._compact(event.size.width, event.size.height)
+
+    def _compact(self, width: int, height: int) -> None:
+        self.screen.set_class(width < 110, "narrow")
+        self.screen.set_class(height < 32, "short")
+
+    def _wire_sandbox(self) -> None:
+        sb = self.sandbox
+        sb.listeners.append(self._on_sim_event)
+        canvas = self.canvas
+        canvas.state_of = sb.box_state
+        canvas.chip_state = sb.chip_state
+        canvas.detail_of = self._detail
+        canvas.chips_per_node = sb.plan.chips_per_node
+        self.sub_title = f"{sb.scenario.name} · {sb.scenario.cluster.total_chips:,} chips"
+
+    def _detail(self, box: Box) -> str:
+        if box.kind in ("pod", "rack"):
+            counts = self.sandbox.group_counts(*box.servers)
+            down = counts.get("failed", 0) + counts.get("in_repair", 0)
+            text = f"{box.servers[1] - box.servers[0]} srv"
+            if down:
+                text += f" · {down} down"
+            if counts.get("degraded", 0):
+                text += f" · {counts['degraded']} slow"
+            return text
+        return box.detail
+
+    @on(TopologyCanvas.Resized)
+    def _canvas_resized(self) -> None:
+        if self.canvas.scrollable_content_region.width != self._layout_width:
+            self.load_view(keep_selection=True)
+
+    def load_view(self, keep_selection: bool = False) -> None:
+        width = self._layout_width = max(40, self.canvas.scrollable_content_region.width or 80)
+        scene = self.sandbox.scene(self.view, width)
+        crumbs = self.sandbox.hierarchy.breadcrumb(self.view)
+        self.crumb.update(
+            " › ".join(f"[b]{v.key}[/b]" if v == self.view else v.key for v in crumbs) + f"   {scene.title}"
+        )
+        self.canvas.show(scene, keep_selection)
+
+    def _values(self) -> dict[str, Any]:
+        return {f.path: self.sandbox.value(f.path) for f in self.inspector.fields}
+
+    # ------------------------------------------------------------ the run
+
+    def start_sim(self) -> None:
+        self._drawn_events = -1
+        self._last_t = self.sandbox.sim.now
+        self.dashboard.clear()
+        self._run()
+
+    @work(exclusive=True, group="sim")
+    async def _run(self) -> None:
+        sim = self.sandbox.sim
+        async for frame in sim.stream(self.clock):
+            if sim is not self.sandbox.sim:
+                return
+            if self.storm and frame.t > self._last_t:
+                self._storm(frame.t - self._last_t)
+                frame = sim.snapshot()
+            self._last_t = frame.t
+            self.show_frame(frame)
+
+    def show_frame(self, frame: Snapshot) -> None:
+        self._frame = frame
+        sb = self.sandbox
+        with self.batch_update():
+            self.dashboard.show(frame, sb.step, self.clock.speed, self.clock.paused,
+                                           sb.scenario.workload.target_tokens, self.storm)  # fmt: skip
+            if self._log_lines:
+                for line in self._log_lines[-200:]:
+                    self.events_log.write(line)
+                self._log_lines.clear()
+            if sb.sim.events != self._drawn_events:
+                self._drawn_events = sb.sim.events
+                self.canvas.redraw()
+                box = self.canvas.selected_box
+                if box is not None:
+                    self.inspector.update_props(self._props(box))
+
+    def _storm(self, sim_dt: float) -> None:
+        sb, rng = self.sandbox, self._storm_rng
+        for _ in range(int(rng.poisson(STORM_RATE * sim_dt))):
+            server = int(rng.integers(sb.plan.servers))
+            local = int(rng.integers(sb.plan.chips_per_node))
+            kind = rng.choice(["fail", "fail", "straggle", "degrade", "flap"])
+            target = f"n{server}" if kind == "fail" else f"n{server}.{local}"
+            sb.inject(Fault(target, str(kind)))
+
+    def _on_sim_event(self, record: dict[str, Any]) -> None:
+        kind = record["kind"]
+        if kind == "checkpoint" and self.clock.speed > 600:
+            return  # too many to read at speed; they are in the recorded log
+        effect = record.get("effect", {})
+        detail = ", ".join(f"{k}={_short(v)}" for k, v in effect.items())
+        cause = record.get("cause")
+        style = {"fault": "red", "inject": "red", "detect": "yellow", "restarted": "green", "joined": "green",
+                 "rejoin": "green", "repaired": "green", "isolate": "yellow", "gray": "yellow", "evict": "yellow",
+                 "checkpoint": "dim", "edit": "cyan", "policy": "cyan"}.get(kind, "")  # fmt: skip
+        line = f"[dim]{clock_text(record['t'])}[/dim] [{style}]{kind}[/{style}] [b]{record['target']}[/b]" if style else (
+            f"[dim]{clock_text(record['t'])}[/dim] {kind} [b]{record['target']}[/b]"
+        )
+        if cause:
+            line += f" [dim]({cause})[/dim]"
+        if detail:
+            line += f" {detail}"
+        self._log_lines.append(line)
+
+    # ------------------------------------------------------------ canvas messages
+
+    @on(TopologyCanvas.Selected)
+    async def _selected(self, event: TopologyCanvas.Selected) -> None:
+        box = event.box
+        if box is None:
+            await self.inspector.show_scenario(self._values())
+            return
+        links = self.sandbox.links_of(box.node) if box.node else []
+        await self.inspector.show_box(box, self._props(box), links)
+
+    def _props(self, box: Box) -> list[tuple[str, str]]:
+        if box.node:
+            return self.sandbox.describe(box.node)
+        if box.kind in ("pod", "rack"):
+            counts = self.sandbox.group_counts(*box.servers)
+            return [("servers", f"n{box.servers[0]}-n{box.servers[1] - 1}")] + [
+                (k, str(v)) for k, v in counts.items() if v
+            ]
+        return [("what", box.label)]
+
+    @on(TopologyCanvas.Moved)
+    def _moved(self, event: TopologyCanvas.Moved) -> None:
+        self.sandbox.move(event.view, event.box_id, event.x, event.y)
+        self.load_view(keep_selection=True)
+
+    @on(TopologyCanvas.LinkRequested)
+    async def _link(self, event: TopologyCanvas.LinkRequested) -> None:
+        result = self.sandbox.add_link(event.a, event.b)
+        await self._after_edit(result, f"link {event.a} - {event.b} added")
+
+    @on(TopologyCanvas.ZoomRequested)
+    def _zoom(self, event: TopologyCanvas.ZoomRequested) -> None:
+        self.view = event.view
+        self.load_view()
+
+    @on(TopologyCanvas.ZoomOutRequested)
+    def _zoom_out(self) -> None:
+        parent = self.sandbox.hierarchy.parent(self.view)
+        if parent is not None:
+            child = self.view
+            self.view = parent
+            self.load_view()
+            box = next((b for b in self.canvas.scene.boxes if b.zoom == child), None) if self.canvas.scene else None
+            if box is not None:
+                self.canvas.select(box.id)
+
+    # ------------------------------------------------------------ inspector messages
+
+    @on(Inspector.Edit)
+    async def _edit(self, event: Inspector.Edit) -> None:
+        result = self.sandbox.edit(event.path, event.value)
+        if result.ok:
+            self.inspector.show_result(event.path, "✓ applied; the run restarted on the new scenario")
+            self.inspector.fill(self._values())
+            self._restarted()
+        else:
+            self.inspector.show_result(event.path, "✗ " + result.message)
+            self.inspector.fill(self._values())
+
+    @on(Inspector.LinkEdit)
+    async def _link_edit(self, event: Inspector.LinkEdit) -> None:
+        if event.gbps is None:
+            result = self.sandbox.remove_link(event.a, event.b)
+            what = f"link {event.a} - {event.b} removed"
+        else:
+            result = self.sandbox.set_link(event.a, event.b, event.gbps)
+            what = f"link {event.a} - {event.b} set to {event.gbps:g} Gb/s"
+        if not result.ok:
+            self.inspector.show_link_result("✗ " + result.message)
+        await self._after_edit(result, what)
+
+    async def _after_edit(self, result, what: str) -> None:
+        if not result.ok:
+            self.notify(result.message, title="refused", severity="error", timeout=8)
+            return
+        self.notify(f"{what}; the run restarted", title="topology edited")
+        self._restarted()
+        box = self.canvas.selected_box
+        if box is not None and box.node:
+            self.inspector._mode = ("none", None)
+            await self.inspector.show_box(box, self._props(box), self.sandbox.links_of(box.node))
+
+    def _restarted(self) -> None:
+        self.canvas.chips_per_node = self.sandbox.plan.chips_per_node
+        self.load_view(keep_selection=True)
+        self.start_sim()
+
+    # ------------------------------------------------------------ actions (keys and command palette)
+
+    def action_toggle_pause(self) -> None:
+        paused = self.clock.toggle()
+        self._refresh_dashboard()
+        self.notify("paused" if paused else "running", timeout=1)
+
+    def action_faster(self) -> None:
+        self.clock.faster()
+        self._refresh_dashboard()
+
+    def action_slower(self) -> None:
+        self.clock.slower()
+        self._refresh_dashboard()
+
+    def action_next_event(self) -> None:
+        self.clock.request_step()
+
+    def _refresh_dashboard(self) -> None:
+        if self._frame is not None:
+            self.show_frame(self.sandbox.sim.snapshot())
+
+    def action_fault(self) -> None:
+        box = self.canvas.selected_box
+        name = box.node if box is not None and box.node else "job"
+        target = parse_target(name, self.sandbox.plan)
+
+        def chosen(fault: Fault | None) -> None:
+            if fault is None:
+                return
+            result = self.sandbox.inject(fault)
+            if result.ok:
+                self.notify(f"{fault.kind} on {fault.target}", title="fault injected", timeout=3)
+                self._refresh_dashboard()
+            else:
+                self.notify(result.message, title="refused", severity="error")
+
+        self.push_screen(FaultScreen(target, name), chosen)
+
+    def action_storm(self) -> None:
+        self.storm = not self.storm
+        self._last_t = self.sandbox.sim.now
+        self.notify("fault storm " + ("on: six random faults per sim hour" if self.storm else "off"), timeout=3)
+        self._refresh_dashboard()
+
+    def action_policy(self) -> None:
+        new = "isolate-group" if self.sandbox.sim.policy == "checkpoint-restart" else "checkpoint-restart"
+        result = self.sandbox.set_policy(new)
+        if result.ok:
+            self.notify(f"recovery policy: {new} (from the next fault on)", timeout=3)
+            self.inspector.fill(self._values())
+            self._refresh_dashboard()
+
+    def action_reset(self) -> None:
+        self.sandbox.reset()
+        self.events_log.clear()
+        self.start_sim()
+        self.notify("run reset to t = 0", timeout=2)
+
+    def action_save(self) -> None:
+        if self.sandbox.path is not None:
+            self._save(str(self.sandbox.path))
+            return
+
+        def check(path: str) -> str | None:
+            return self._save(path)
+
+        self.push_screen(PathScreen("Save scenario as", f"{self.sandbox.scenario.name}.toml", check))
+
+    def _save(self, path: str) -> str | None:
+        try:
+            saved = self.sandbox.save(path)
+        except (OSError, ScenarioError) as exc:
+            message = str(exc)
+            self.notify(f"not saved: {message}; the file on disk is unchanged", severity="error")
+            return message
+        self.notify(f"saved {saved}", timeout=3)
+        return None
+
+    def action_open(self) -> None:
+        from .. import load_scenario
+
+        loaded: dict[str, Scenario] = {}
+
+        def check(path: str) -> str | None:
+            try:
+                loaded["s"] = load_scenario(path)
+            except ScenarioError as exc:
+                return exc.render()
+            return None
+
+        def opened(path: str | None) -> None:
+            if path is None:
+                return
+            self.sandbox = Sandbox(loaded["s"], path)
+            self._wire_sandbox()
+            self.view = self.sandbox.initial_view()
+            self.load_view()
+            self.run_worker(self.inspector.show_scenario(self._values()))
+            self.events_log.clear()
+            self.start_sim()
+            self.notify(f"opened {path}", timeout=3)
+
+        self.push_screen(PathScreen("Open scenario", "scenarios/", check), opened)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.KEY_HELP))
+
+    async def action_quit(self) -> None:
+        if self.sandbox.dirty and not self._quit_armed:
+            self._quit_armed = True
+            self.notify("unsaved changes: s saves, q again quits without saving", severity="warning")
+            return
+        self.exit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for name, action, help_text in (
+            ("Pause or resume", self.action_toggle_pause, "space"),
+            ("Faster", self.action_faster, "+"),
+            ("Slower", self.action_slower, "-"),
+            ("Next event", self.action_next_event, "n"),
+            ("Inject a fault on the selection", self.action_fault, "f"),
+            ("Fault storm on/off", self.action_storm, "F"),
+            ("Switch recovery policy", self.action_policy, "p"),
+            ("Reset the run", self.action_reset, "r"),
+            ("Save the scenario", self.action_save, "s"),
+            ("Open a scenario", self.action_open, "o"),
+            ("Keys", self.action_help, "?"),
+            ("Zoom out", self.canvas.action_zoom_out, "backspace"),
+        ):
+            yield SystemCommand(name, f"{help_text}: {name.lower()}", action)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,276 @@
+"""The inspector: the selection's properties and links, or the scenario's fields, editable.
+
+Fields come from the scenario's pydantic models (names, choices, descriptions); the app validates every
+edit through the same models and the reply (accepted, or refused with the reason) shows under the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Select, Static, Switch
+
+from ..scenario.catalog import catalog
+from ..scenario.models import (
+    ClusterConfig,
+    FabricConfig,
+    FeaturesConfig,
+    ParallelismConfig,
+    ReliabilityConfig,
+    WorkloadConfig,
+)
+from ..topology.layout import Box
+
+SECTIONS: tuple[tuple[str, type[BaseModel], tuple[str, ...]], ...] = (
+    ("parallelism", ParallelismConfig, ()),
+    ("workload", WorkloadConfig, ("params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab",
+                                  "gated_mlp", "tied_embeddings", "experts", "top_k")),  # fmt: skip
+    ("features", FeaturesConfig, ()),
+    ("reliability", ReliabilityConfig, ("rates", "repair")),
+    ("cluster", ClusterConfig, ("fabric",)),
+    ("cluster.fabric", FabricConfig, ()),
+)
+CATALOG_FIELDS = {"cluster.chip": "chips", "cluster.scale_up": "links", "cluster.fabric.technology": "fabrics",
+                  "workload.model": "models"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    path: str
+    label: str
+    widget: Literal["select", "switch", "input"]
+    options: tuple[str, ...]
+    help: str
+
+
+def _choices(annotation: Any) -> tuple[str, ...] | None:
+    if typing.get_origin(annotation) is Literal:
+        return tuple(str(a) for a in typing.get_args(annotation))
+    for arg in typing.get_args(annotation):
+        found = _choices(arg)
+        if found:
+            return found
+    return None
+
+
+def scenario_fields() -> list[FieldSpec]:
+    """Every simple scenario key, with the widget that edits it."""
+    out = []
+    for section, model, skip in SECTIONS:
+        for name, field in model.model_fields.items():
+            if name in skip:
+                continue
+            path = f"{section}.{name}"
+            help_text = field.description or ""
+            if path in CATALOG_FIELDS:
+                names = tuple(sorted(getattr(catalog(), CATALOG_FIELDS[path])))
+                out.append(FieldSpec(path, name, "select", names, help_text))
+            elif field.annotation is bool:
+                out.append(FieldSpec(path, name, "switch", (), help_text))
+            elif (choices := _choices(field.annotation)) and name != "dp":
+                out.append(FieldSpec(path, name, "select", choices, help_text))
+            else:
+                out.append(FieldSpec(path, name, "input", (), help_text))
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """An input's text as a TOML value (64, 0.5, true, "30m"); bare words are strings, empty is 'unset'."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _wid(path: str) -> str:
+    return "f-" + path.replace(".", "-").replace("_", "--")
+
+
+class Inspector(VerticalScroll):
+    """Properties of the selection, or the scenario when nothing is selected."""
+
+    class Edit(Message):
+        """Set a scenario key (None = remove it and take the default)."""
+
+        def __init__(self, path: str, value: Any) -> None:
+            super().__init__()
+            self.path, self.value = path, value
+
+    class LinkEdit(Message):
+        def __init__(self, a: str, b: str, gbps: float | None) -> None:
+            super().__init__()
+            self.a, self.b, self.gbps = a, b, gbps  # gbps None = remove
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.fields = scenario_fields()
+        self._mode: tuple[str, str | None] = ("none", None)
+        self._filling = False
+        self._shown: dict[str, Any] = {}  # what each field shows: change events for these values are echoes
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="inspector-title")
+        yield Static("", id="inspector-props")
+        yield VerticalScroll(id="inspector-body")
+
+    async def show_scenario(self, values: dict[str, Any]) -> None:
+        """The scenario editor, filled with the current values."""
+        if self._mode[0] != "scenario":
+            self._mode = ("scenario", None)
+            body = self.query_one("#inspector-body")
+            await body.remove_children()
+            widgets = []
+            section = None
+            for f in self.fields:
+                head = f.path.rsplit(".", 1)[0]
+                if head != section:
+                    section = head
+                    widgets.append(Label(f"[b]{head}[/b]", classes="section"))
+                if f.widget == "select":
+                    control = Select([(o, o) for o in f.options], allow_blank=True, id=_wid(f.path), compact=True)
+                elif f.widget == "switch":
+                    control = Switch(id=_wid(f.path))
+                else:
+                    control = Input(id=_wid(f.path), compact=True)
+                control.tooltip = f.help
+                row = Horizontal(Label(f.label, classes="field-name"), control, classes="field")
+                widgets.append(row)
+                error = Label("", id=_wid(f.path) + "-err", classes="error")
+                error.display = False
+                widgets.append(error)
+            await body.mount_all(widgets)
+        self.query_one("#inspector-title", Static).update("[b]Scenario[/b] (select a node to inspect it)")
+        self.query_one("#inspector-props", Static).update(
+            "enter applies a field; invalid values are refused with the reason"
+        )
+        self.fill(values)
+
+    def fill(self, values: dict[str, Any]) -> None:
+        """Show the scenario's values in the editor (if the editor is what the inspector shows)."""
+        self._shown = dict(values)
+        if self._mode[0] != "scenario":
+            return
+        self._filling = True
+        try:
+            for f in self.fields:
+                value = values.get(f.path)
+                control = self.query_one("#" + _wid(f.path))
+                if isinstance(control, Select):
+                    if value is not None and str(value) in f.options:
+                        control.value = str(value)
+                    else:
+                        control.clear()
+                elif isinstance(control, Switch):
+                    control.value = bool(value)
+                elif isinstance(control, Input) and not control.has_focus:
+                    control.value = _show(value)
+        finally:
+            self._filling = False
+
+    def show_result(self, path: str, message: str) -> None:
+        for err in self.query(".error"):
+            if err.id == _wid(path) + "-err":
+                err.update(message)
+                err.display = bool(message)
+
+    async def show_box(self, box: Box, props: list[tuple[str, str]], links: list[tuple[str, str, float]]) -> None:
+        key = ("box", box.id)
+        self.query_one("#inspector-title", Static).update(f"[b]{box.label}[/b] ({box.kind})")
+        self.update_props(props)
+        if self._mode == key:
+            return
+        self._mode = key
+        body = self.query_one("#inspector-body")
+        await body.remove_children()
+        widgets = []
+        if box.node and links:
+            widgets.append(Label(f"[b]links[/b] ({len(links)}) Gb/s per direction: edit and press enter", classes="section"))
+            for other, kind, gbps in links[:64]:
+                widgets.append(Horizontal(
+                    Label(f"{kind} → {other}", classes="field-name"),
+                    Input(f"{gbps:g}", id=f"link-{other.replace('.', '_')}", compact=True, classes="link-bw"),
+                    Button("remove", id=f"rm-{other.replace('.', '_')}", compact=True, classes="remove"),
+                    classes="field",
+                ))  # fmt: skip
+            if len(links) > 64:
+                widgets.append(Label(f"... and {len(links) - 64} more"))
+            error = Label("", id="link-err", classes="error")
+            error.display = False
+            widgets.append(error)
+        hint = "f: inject a fault" if box.node else ""
+        if box.zoom is not None:
+            hint += ("  ·  " if hint else "") + "enter: zoom in"
+        widgets.append(Label(hint, classes="hint"))
+        await body.mount_all(widgets)
+
+    def update_props(self, props: list[tuple[str, str]]) -> None:
+        self.query_one("#inspector-props", Static).update("\n".join(f"{k}: [b]{v}[/b]" for k, v in props))
+
+    def show_link_result(self, message: str) -> None:
+        for err in self.query("#link-err"):
+            err.update(message)
+            err.display = bool(message)
+
+    # ------------------------------------------------------------ edits out
+
+    @on(Input.Submitted)
+    def _input(self, event: Input.Submitted) -> None:
+        wid = event.input.id or ""
+        if wid.startswith("link-"):
+            box_id = self._mode[1]
+            try:
+                gbps = float(event.value)
+            except ValueError:
+                self.show_link_result(f"{event.value!r} is not a number of Gb/s")
+                return
+            self.post_message(self.LinkEdit(box_id or "", wid[5:].replace("_", "."), gbps))
+            return
+        path = self._path_of(wid)
+        if path:
+            self.post_message(self.Edit(path, parse_value(event.value)))
+
+    def _changed(self, path: str | None, value: Any) -> None:
+        """A control changed: an edit, unless it only echoes what fill() put there."""
+        if path and not self._filling and value != self._shown.get(path) and str(value) != str(self._shown.get(path)):
+            self._shown[path] = value
+            self.post_message(self.Edit(path, value))
+
+    @on(Select.Changed)
+    def _select(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self._changed(self._path_of(event.select.id or ""), parse_value(event.value))
+
+    @on(Switch.Changed)
+    def _switch(self, event: Switch.Changed) -> None:
+        self._changed(self._path_of(event.switch.id or ""), event.value)
+
+    @on(Button.Pressed, ".remove")
+    def _remove(self, event: Button.Pressed) -> None:
+        box_id = self._mode[1]
+        other = (event.button.id or "")[3:].replace("_", ".")
+        self.post_message(self.LinkEdit(box_id or "", other, None))
+
+    def _path_of(self, wid: str) -> str | None:
+        for f in self.fields:
+            if _wid(f.path) == wid:
+                return f.path
+        return None
