@@ -135,7 +135,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise ScenarioError([Problem("--speed", "must be positive")])
     from .tui import FactorySimApp
 
-    app = FactorySimApp(scenario, args.scenario, clock=SimClock(speed=speed, paused=args.paused), seed=args.seed)
+    clock = SimClock(speed=speed, paused=args.paused, frame_interval=1 / 12)
+    app = FactorySimApp(scenario, args.scenario, clock=clock, seed=args.seed)
     app.run()
     return 0
 

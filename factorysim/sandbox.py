@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import networkx as nx
 import numpy as np
 
 from . import check_scenario
@@ -26,6 +25,9 @@ from .topology import plan_clos
 from .topology.edits import apply_edit, cluster_graph
 from .topology.index import FabricIndex
 from .topology.layout import Box, Hierarchy, Scene, View, scene
+
+if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
+    import networkx as nx
 
 STATE_ORDER = ("failed", "in_repair", "degraded", "joining", "idle", "spare", "ok")
 """Worst first: a group shows the worst state of its members."""

@@ -166,7 +166,7 @@ async def test_save_then_load_gives_the_same_scenario(tmp_path):
 async def test_the_inspector_refuses_an_invalid_edit_with_the_reason_and_accepts_a_valid_one():
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
+        await pilot.pause(0.5)
         tp = app.inspector.query_one("#f-parallelism-tp")
         tp.value = "3"
         tp.focus()

@@ -1007,7 +1007,8 @@ class Simulation:
         last = clock.now()
         yield self.snapshot()
         while until is None or self.now < until:
-            await clock.sleep(clock.frame_interval)
+            # frames on a steady beat: sleep what is left of this frame after the work of the last one
+            await clock.sleep(max(0.0, last + clock.frame_interval - clock.now()))
             now = clock.now()
             if clock.take_step():
                 self.step_to_next_event(limit=until)

@@ -6,14 +6,16 @@ so removing an uplink or adding one moves step time through the path bottlenecks
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import networkx as nx
 
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.models import ClusterConfig, TopologyEdit
 from .graph import LINK_KINDS, build_graph, link_kind
 from .index import FabricIndex
+
+if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
+    import networkx as nx
 
 
 def default_bandwidth(cluster: ClusterConfig, kind: str) -> float:

@@ -16,12 +16,16 @@ server has one scale_up edge to it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 from math import ceil
 
-import networkx as nx
 
 from ..scenario.models import ClusterConfig
+
+if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
+    import networkx as nx
 
 NODE_KINDS = ("chip", "server", "leaf", "spine", "core")
 LINK_KINDS = {
@@ -106,6 +110,8 @@ def plan_clos(cluster: ClusterConfig) -> ClosPlan:
 
 def build_graph(cluster: ClusterConfig) -> nx.Graph:
     """Build the cluster graph for a cluster section. Deterministic: same config, same graph."""
+    import networkx as nx
+
     plan = plan_clos(cluster)
     fabric = cluster.fabric
     link = cluster.link_spec

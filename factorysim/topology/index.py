@@ -15,14 +15,16 @@ Health is runtime state (faults, repairs) and lives here, not in the graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 import numpy as np
 
 from ..scenario.checks import ParallelLayout
 from ..scenario.models import ClusterConfig
 from .graph import ClosPlan, plan_clos
+
+if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
+    import networkx as nx
 
 Dim = Literal["tp", "cp", "dp", "pp", "ep"]
 _AXIS = {"pp": 0, "dp": 1, "cp": 2, "tp": 3}

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from math import ceil
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
-import networkx as nx
 
 from .graph import ClosPlan, chip_name, server_name
+
+if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
+    import networkx as nx
 
 Level = Literal["cluster", "pod", "rack", "server"]
 LEVELS: tuple[Level, ...] = ("cluster", "pod", "rack", "server")
@@ -190,14 +192,12 @@ def scene(view: View, hier: Hierarchy, graph: nx.Graph | None = None, positions:
 def _cluster(hier: Hierarchy, per_row: int) -> Scene:
     p = hier.plan
     boxes: list[Box] = []
-    y = 1
+    spines = p.pods * p.spines_per_pod
+    boxes.append(Box("spines", "spines", f"spines ×{spines}", f"{p.leaves} leaves below", 2, 1, 20, 3))
     if p.tiers == 3:
         cores = p.spines_per_pod * p.cores_per_plane
-        boxes.append(Box("cores", "cores", f"core switches ×{cores}", f"{p.spines_per_pod} planes", 2, y, 34, 3))
-        y += 5
-    spines = p.pods * p.spines_per_pod
-    boxes.append(Box("spines", "spines", f"spine switches ×{spines}", f"{p.leaves} leaves below", 2, y, 34, 3))
-    y += 6
+        boxes.append(Box("cores", "cores", f"cores ×{cores}", f"{p.spines_per_pod} planes", 24, 1, 20, 3))
+    y = 6
     cols = max(1, min(hier.pods, per_row // 2))
     for pod in range(hier.pods):
         lo, hi = hier.pod_servers(pod)
@@ -207,7 +207,7 @@ def _cluster(hier: Hierarchy, per_row: int) -> Scene:
     pods = [b.id for b in boxes if b.kind == "pod"]
     wires = [Wire(("spines", *pods), "bus", bus_y=y - 2)]
     if p.tiers == 3:
-        wires.append(Wire(("cores", "spines"), "core"))
+        wires.append(Wire(("spines", "cores"), "core"))
     return Scene(View("cluster"), f"cluster: {p.servers:,} servers, {p.chips:,} chips", boxes, wires)
 
 

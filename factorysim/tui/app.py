@@ -8,6 +8,7 @@ time × speed), never from counting timer ticks.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Iterable
 
 import numpy as np
@@ -30,6 +31,8 @@ from .screens import FaultScreen, HelpScreen, PathScreen
 
 STORM_RATE = 6 / 3600.0
 """Faults per sim second while a storm rages (six an hour)."""
+LOG_FLUSH = 0.5
+"""Seconds between writes to the event log (each write costs a layout pass)."""
 
 
 class FactorySimApp(App[None]):
@@ -82,7 +85,8 @@ class FactorySimApp(App[None]):
     ) -> None:
         super().__init__()
         self.sandbox = Sandbox(scenario, path, seed)
-        self.clock = clock or SimClock(speed=3600.0)
+        self.clock = clock or SimClock(speed=3600.0, frame_interval=1 / 12)
+        self.frames = 0
         self.view = self.sandbox.initial_view()
         self.storm = False
         self._storm_rng = np.random.default_rng([scenario.run.seed, 0x5707])
@@ -92,6 +96,7 @@ class FactorySimApp(App[None]):
         self._quit_armed = False
         self._frame: Snapshot | None = None
         self._layout_width = 0
+        self._log_flushed = 0.0
 
     # ------------------------------------------------------------ layout
 
@@ -120,9 +125,10 @@ class FactorySimApp(App[None]):
         self.dashboard.border_title = "factory output"
         self._compact(self.size.width, self.size.height)
         self.load_view()
-        await self.inspector.show_scenario(self._values())
         self.canvas.focus()
         self.start_sim()
+        # the editor's widgets are the costliest part of start-up: after the first frame is on screen
+        self.call_after_refresh(lambda: self.run_worker(self.inspector.show_scenario(self._values())))
 
     def on_resize(self, event) -> None:
         self._compact(event.size.width, event.size.height)
@@ -192,14 +198,17 @@ class FactorySimApp(App[None]):
 
     def show_frame(self, frame: Snapshot) -> None:
         self._frame = frame
+        self.frames += 1
         sb = self.sandbox
         with self.batch_update():
             self.dashboard.show(frame, sb.step, self.clock.speed, self.clock.paused,
                                            sb.scenario.workload.target_tokens, self.storm)  # fmt: skip
-            if self._log_lines:
-                for line in self._log_lines[-200:]:
-                    self.events_log.write(line)
+            now = time.monotonic()
+            if self._log_lines and now - self._log_flushed >= LOG_FLUSH:
+                # one write per flush: every write resizes the log, and a resize costs a layout of the screen
+                self.events_log.write("\n".join(self._log_lines[-200:]))
                 self._log_lines.clear()
+                self._log_flushed = now
             if sb.sim.events != self._drawn_events:
                 self._drawn_events = sb.sim.events
                 self.canvas.redraw()

@@ -145,7 +145,9 @@ class TopologyCanvas(ScrollView, can_focus=True):
         for b in boxes:
             self._draw_box(grid, b, states[b.id])
         self._rows = grid.runs()
-        self.virtual_size = Size(width + 1, height + 1)
+        size = Size(width + 1, height + 1)
+        if size != self.virtual_size:
+            self.virtual_size = size
         self.refresh()
 
     def _style(self, *names: str) -> Style:

@@ -108,31 +108,33 @@ class Dashboard(VerticalScroll):
         self.rate_history.clear()
         self.ettr_history.clear()
 
+    @staticmethod
+    def _put(widget: Static, text: str) -> None:
+        """Update a fixed-height text without a layout pass, and only if it changed (layout is the costly part)."""
+        if getattr(widget, "_shown_text", None) != text:
+            widget._shown_text = text  # type: ignore[attr-defined]
+            widget.update(text, layout=False)
+
     def show(self, frame: Snapshot, step: StepEstimate, speed: float, paused: bool, target: float | None,
              storm: bool) -> None:  # fmt: skip
         if not self.ready:
             return
         state = "paused" if paused else frame.job_state
         storm_text = " · [b]storm[/b]" if storm else ""
-        self._clock.update(
-            f"[b]t {clock_text(frame.t)}[/b] · {speed_text(speed)} · {state} · {frame.policy}{storm_text}"
-        )
+        self._put(self._clock, f"[b]t {clock_text(frame.t)}[/b] · {speed_text(speed)} · {state} · {frame.policy}{storm_text}")
         self._waterfall.set(step.peak_flops, frame.factors)
         self.rate_history.append(frame.tokens_per_s)
         self.ettr_history.append(frame.ettr)
         self._rate.data = list(self.rate_history)
         self._ettr.data = list(self.ettr_history)
-        self._rate_label.update(
-            f"tokens/s {frame.tokens_per_s:,.0f} of {frame.fault_free_tokens_per_s:,.0f} fault-free"
-        )
-        self._ettr_label.update(f"ETTR {frame.ettr:.2%} · stability {frame.stability:.4f}")
+        self._put(self._rate_label, f"tokens/s {frame.tokens_per_s:,.0f} · fault-free {frame.fault_free_tokens_per_s:,.0f}")
+        self._put(self._ettr_label, f"ETTR {frame.ettr:.2%} · S {frame.stability:.4f}")
         c = frame.chips
         lines = [
-            f"MFU {frame.mfu:.1%} now · {step.mfu:.1%} per step · {step.tflops_per_chip:.0f} TFLOP/s/chip",
-            f"replicas {frame.replicas_up}/{frame.replicas} · interruptions {frame.interruptions} · "
-            f"isolations {frame.isolations}",
-            f"chips: [green]{c['healthy']:,} healthy[/] · [red]{c['failed']:,} failed[/] · "
-            f"[yellow]{c['in_repair']:,} in repair[/] · [blue]{c['spare']:,} spare[/]",
+            f"MFU {frame.mfu:.1%} now · {step.mfu:.1%} per step",
+            f"replicas {frame.replicas_up}/{frame.replicas} · stops {frame.interruptions} · isolated {frame.isolations}",
+            f"chips [$text-success]{c['healthy']:,} ok[/] [$text-error]{c['failed']:,} failed[/] "
+            f"[$text-warning]{c['in_repair']:,} repair[/] [$text-primary]{c['spare']:,} spare[/]",
         ]
         if target:
             done = min(1.0, frame.progress / target)
@@ -144,4 +146,4 @@ class Dashboard(VerticalScroll):
             )
         else:
             lines.append(f"tokens {frame.progress:.3g} (durable {frame.tokens:.3g})")
-        self._stats.update("\n".join(lines))
+        self._put(self._stats, "\n".join(lines))

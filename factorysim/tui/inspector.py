@@ -16,7 +16,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Input, Label, Select, Static, Switch, Tab, Tabs
 
 from ..scenario.catalog import catalog
 from ..scenario.models import (
@@ -123,7 +123,9 @@ class Inspector(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.fields = scenario_fields()
+        self.section = SECTIONS[0][0]
         self._mode: tuple[str, str | None] = ("none", None)
+        self._linked = False  # the body lists links
         self._filling = False
         self._shown: dict[str, Any] = {}  # what each field shows: change events for these values are echoes
 
@@ -132,19 +134,22 @@ class Inspector(VerticalScroll):
         yield Static("", id="inspector-props")
         yield VerticalScroll(id="inspector-body")
 
-    async def show_scenario(self, values: dict[str, Any]) -> None:
-        """The scenario editor, filled with the current values."""
-        if self._mode[0] != "scenario":
-            self._mode = ("scenario", None)
+    async def show_scenario(self, values: dict[str, Any], section: str | None = None) -> None:
+        """The scenario editor, one section at a time, filled with the current values."""
+        section = section or self.section
+        if not self.is_attached:  # populated after the first frame: the app may already be closing
+            return
+        if self._mode != ("scenario", section):
+            self._mode = ("scenario", section)
+            self.section = section
             body = self.query_one("#inspector-body")
             await body.remove_children()
-            widgets = []
-            section = None
+            tabs = Tabs(*[Tab(name, id=f"tab-{name.replace('.', '-')}") for name, _, _ in SECTIONS],
+                        active=f"tab-{section.replace('.', '-')}", id="sections")  # fmt: skip
+            widgets: list = [tabs]
             for f in self.fields:
-                head = f.path.rsplit(".", 1)[0]
-                if head != section:
-                    section = head
-                    widgets.append(Label(f"[b]{head}[/b]", classes="section"))
+                if f.path.rsplit(".", 1)[0] != section:
+                    continue
                 if f.widget == "select":
                     control = Select([(o, o) for o in f.options], allow_blank=True, id=_wid(f.path), compact=True)
                 elif f.widget == "switch":
@@ -152,17 +157,23 @@ class Inspector(VerticalScroll):
                 else:
                     control = Input(id=_wid(f.path), compact=True)
                 control.tooltip = f.help
-                row = Horizontal(Label(f.label, classes="field-name"), control, classes="field")
-                widgets.append(row)
+                widgets.append(Horizontal(Label(f.label, classes="field-name"), control, classes="field"))
                 error = Label("", id=_wid(f.path) + "-err", classes="error")
                 error.display = False
                 widgets.append(error)
             await body.mount_all(widgets)
-        self.query_one("#inspector-title", Static).update("[b]Scenario[/b] (select a node to inspect it)")
-        self.query_one("#inspector-props", Static).update(
-            "enter applies a field; invalid values are refused with the reason"
-        )
-        self.fill(values)
+        for title in self.query("#inspector-title").results(Static):
+            title.update("[b]Scenario[/b]: select a node on the canvas to inspect it")
+        for props in self.query("#inspector-props").results(Static):
+            props.update("enter applies a field; a value the scenario refuses shows why")
+        if self.is_attached:
+            self.fill(values)
+
+    @on(Tabs.TabActivated, "#sections")
+    async def _section(self, event: Tabs.TabActivated) -> None:
+        name = next(n for n, _, _ in SECTIONS if f"tab-{n.replace('.', '-')}" == event.tab.id)
+        if name != self.section:
+            await self.show_scenario(self._shown, name)
 
     def fill(self, values: dict[str, Any]) -> None:
         """Show the scenario's values in the editor (if the editor is what the inspector shows)."""
@@ -172,6 +183,8 @@ class Inspector(VerticalScroll):
         self._filling = True
         try:
             for f in self.fields:
+                if f.path.rsplit(".", 1)[0] != self.section:
+                    continue
                 value = values.get(f.path)
                 control = self.query_one("#" + _wid(f.path))
                 if isinstance(control, Select):
@@ -196,10 +209,19 @@ class Inspector(VerticalScroll):
         key = ("box", box.id)
         self.query_one("#inspector-title", Static).update(f"[b]{box.label}[/b] ({box.kind})")
         self.update_props(props)
+        hint = "f: inject a fault" if box.node else ""
+        if box.zoom is not None:
+            hint += ("  ·  " if hint else "") + "enter: zoom in"
         if self._mode == key:
             return
+        plain = self._mode[0] == "box" and not self._linked and not (box.node and links)
         self._mode = key
+        self._linked = bool(box.node and links)
         body = self.query_one("#inspector-body")
+        if plain:  # neither the last selection nor this one lists links: reuse the body (mounting is slow)
+            for label in body.query(".hint").results(Label):
+                label.update(hint)
+            return
         await body.remove_children()
         widgets = []
         if box.node and links:
@@ -216,14 +238,15 @@ class Inspector(VerticalScroll):
             error = Label("", id="link-err", classes="error")
             error.display = False
             widgets.append(error)
-        hint = "f: inject a fault" if box.node else ""
-        if box.zoom is not None:
-            hint += ("  ·  " if hint else "") + "enter: zoom in"
         widgets.append(Label(hint, classes="hint"))
         await body.mount_all(widgets)
 
     def update_props(self, props: list[tuple[str, str]]) -> None:
-        self.query_one("#inspector-props", Static).update("\n".join(f"{k}: [b]{v}[/b]" for k, v in props))
+        text = "\n".join(f"{k}: [b]{v}[/b]" for k, v in props)
+        widget = self.query_one("#inspector-props", Static)
+        if getattr(widget, "_shown_text", None) != text:
+            widget._shown_text = text  # type: ignore[attr-defined]
+            widget.update(text)
 
     def show_link_result(self, message: str) -> None:
         for err in self.query("#link-err"):
