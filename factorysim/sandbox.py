@@ -237,6 +237,10 @@ class Sandbox:
         if box.kind in ("pod", "rack"):
             counts = self.group_counts(*box.servers)
             return next((s for s in STATE_ORDER if counts.get(s, 0)), "ok")
+        if box.kind.endswith("_strip"):
+            kind = box.kind[: -len("_strip")]
+            states = {self.switch_state(kind, i) for i in range(*box.servers)}
+            return next((s for s in STATE_ORDER if s in states), "ok")
         if box.kind in ("spines", "cores"):
             kind = box.kind[:-1]
             return "degraded" if any(k == kind for k, _ in self.sim._switch_down) else "ok"

@@ -79,3 +79,18 @@ def test_help_teaches_with_examples():
 @pytest.mark.parametrize("args", [["estimate", "--bogus"], ["nonsense"]])
 def test_argument_errors_exit_2(args):
     assert run(*args).returncode == 2
+
+
+def test_play_with_a_bad_file_shows_the_clear_errors_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[parallelism]\ntp = 3\n[workload]\nprecision = "fp4"\n')
+    result = run("play", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert 'workload.precision: got "fp4"' in result.stderr and str(bad) in result.stderr
+    assert run(str(tmp_path / "missing.toml")).returncode == 2  # `factorysim FILE` opens the sandbox too
+
+
+def test_play_help_is_the_default_command_help():
+    result = run("play", "--help")
+    assert result.returncode == 0 and "--speed" in result.stdout and "--paused" in result.stdout

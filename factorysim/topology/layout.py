@@ -211,27 +211,36 @@ def _cluster(hier: Hierarchy, per_row: int) -> Scene:
     return Scene(View("cluster"), f"cluster: {p.servers:,} servers, {p.chips:,} chips", boxes, wires)
 
 
+def _switches(kind: str, members: range, y: int, per_row: int) -> list[Box]:
+    """A row of switch boxes, or, when they would take more than two rows, one strip with a cell per switch."""
+    if len(members) <= 2 * per_row:
+        return _row([(f"{kind}{i}", kind, f"{kind}{i}", f"{kind}{i}") for i in members], y, 10, 3, per_row=per_row)
+    width = min(per_row * 11 - 1, len(members) + 2)
+    height = 3 + ceil(len(members) / (width - 2))
+    plural = {"leaf": "leaves"}.get(kind, kind + "s")
+    label = f"{plural} {kind}{members[0]}-{kind}{members[-1]} ({len(members)})"
+    return [Box(f"{kind}-strip", f"{kind}_strip", label, "", 2, y, width, height, servers=(members[0], members[-1] + 1))]
+
+
 def _pod(pod: int, hier: Hierarchy, per_row: int) -> Scene:
     boxes: list[Box] = []
-    spines = [(f"spine{i}", "spine", f"spine{i}", f"spine{i}") for i in hier.spines_of_pod(pod)]
-    boxes += _row(spines, 1, 10, 3, per_row=per_row)
-    y = 1 + _rows_height(len(spines), per_row, 3) + 2
-    leaves = [(f"leaf{i}", "leaf", f"leaf{i}", f"leaf{i}") for i in hier.leaves_of_pod(pod)]
-    leaf_boxes = _row(leaves, y, 10, 3, per_row=per_row)
+    boxes += _switches("spine", hier.spines_of_pod(pod), 1, per_row)
+    y = max(b.y + b.h for b in boxes) + 3
+    leaf_boxes = _switches("leaf", hier.leaves_of_pod(pod), y, per_row)
     boxes += leaf_boxes
-    y += _rows_height(len(leaves), per_row, 3) + 2
+    y = max(b.y + b.h for b in leaf_boxes) + 3
     racks = list(hier.racks_of_pod(pod))
     cols = max(1, per_row // 2)
     for k, rack in enumerate(racks):
         lo, hi = hier.rack_servers(rack)
         r, c = divmod(k, cols)
         boxes.append(Box(f"rack{rack}", "rack", f"rack {rack}", f"{server_name(lo)}-{server_name(hi - 1)}",
-                         2 + c * 22, y + r * (hier.rack_size + 3), 20, hier.rack_size + 2, servers=(lo, hi),
+                         2 + c * 22, y + r * (hier.rack_size + 5), 20, hier.rack_size + 4, servers=(lo, hi),
                          zoom=View("rack", rack)))  # fmt: skip
     lo, hi = hier.pod_servers(pod)
     wires = [
-        Wire(tuple(b.id for b in boxes if b.kind in ("spine", "leaf")), "bus", bus_y=leaf_boxes[0].y - 2),
-        Wire(tuple(b.id for b in boxes if b.kind in ("leaf", "rack")), "bus", bus_y=y - 2),
+        Wire(tuple(b.id for b in boxes if b.kind.startswith(("spine", "leaf"))), "bus", bus_y=leaf_boxes[0].y - 2),
+        Wire(tuple(b.id for b in boxes if b.kind.startswith("leaf") or b.kind == "rack"), "bus", bus_y=y - 2),
     ]
     return Scene(View("pod", pod), f"pod {pod}: servers {server_name(lo)}-{server_name(hi - 1)}", boxes, wires)
 

@@ -143,6 +143,7 @@ class FactorySimApp(App[None]):
         canvas = self.canvas
         canvas.state_of = sb.box_state
         canvas.chip_state = sb.chip_state
+        canvas.switch_state = sb.switch_state
         canvas.detail_of = self._detail
         canvas.chips_per_node = sb.plan.chips_per_node
         self.sub_title = f"{sb.scenario.name} · {sb.scenario.cluster.total_chips:,} chips"
@@ -169,7 +170,7 @@ class FactorySimApp(App[None]):
         scene = self.sandbox.scene(self.view, width)
         crumbs = self.sandbox.hierarchy.breadcrumb(self.view)
         self.crumb.update(
-            " › ".join(f"[b]{v.key}[/b]" if v == self.view else v.key for v in crumbs) + f"   {scene.title}"
+            " › ".join(f"[b]{v.key}[/b]" if v == self.view else v.key for v in crumbs) + f" — {scene.title}"
         )
         self.canvas.show(scene, keep_selection)
 

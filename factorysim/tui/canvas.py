@@ -97,6 +97,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self.link_source: str | None = None
         self.state_of: Callable[[Box], str] = lambda box: "ok"
         self.chip_state: Callable[[int, int], str] = lambda server, local: "ok"
+        self.switch_state: Callable[[str, int], str] = lambda kind, index: "ok"
         self.detail_of: Callable[[Box], str] = lambda box: box.detail
         self._rows: list[list[tuple[str, Style]]] = []
         self._press: tuple[Offset, Box | None, tuple[int, int], Offset] | None = None
@@ -134,9 +135,11 @@ class TopologyCanvas(ScrollView, can_focus=True):
         states = {b.id: self.state_of(b) for b in boxes}
         for wire in self.scene.wires:
             ends = [by_id[e] for e in wire.ends if e in by_id]
-            worst = "failed" if any(states[b.id] == "failed" for b in ends) else (
-                "degraded" if any(states[b.id] in ("degraded", "in_repair") for b in ends) else "ok"
-            )
+            worst = "ok"  # a bus is shared: one bad end does not make it bad; a link shows its ends' state
+            if wire.bus_y is None:
+                worst = "failed" if any(states[b.id] == "failed" for b in ends) else (
+                    "degraded" if any(states[b.id] in ("degraded", "in_repair") for b in ends) else "ok"
+                )
             grid.wire(ends, wire.bus_y, wire_styles[worst])
         if self._rubber is not None:
             (x0, y0), (x1, y1) = self._rubber
@@ -173,6 +176,12 @@ class TopologyCanvas(ScrollView, can_focus=True):
                 self._server_row(grid, b.x + 1, y, inner, server, detail)
         elif b.kind == "server" and b.h >= 4:
             self._server_row(grid, b.x + 1, b.y + b.h - 2, inner, b.servers[0], detail, label=False)
+        elif b.kind.endswith("_strip"):  # one cell per switch
+            kind = b.kind[: -len("_strip")]
+            for i, member in enumerate(range(*b.servers)):
+                row, col = divmod(i, inner)
+                cell = self._style(f"canvas--{self.switch_state(kind, member)}")
+                grid.text(b.x + 1 + col, b.y + 2 + row, CHIP_CELL, cell)
 
     def _server_row(self, grid: _Grid, x: int, y: int, width: int, server: int, style: Style, label: bool = True) -> None:
         """A server as a name and one coloured cell per chip."""
