@@ -24,6 +24,8 @@ examples:
   factorysim run FILE --seeds 100 --json              means and spreads over 100 seeds
   factorysim run FILE --record run.jsonl              keep the event log ...
   factorysim replay run.jsonl                         ... and check that it re-simulates identically
+  factorysim challenges                                the built-in challenges, easy to hard
+  factorysim play --challenge layout-101              play one
   factorysim validate FILE                            check a file, list every problem
   factorysim calibrate                                the model against published training runs
   factorysim schema > factorysim.schema.json          JSON Schema for editors
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
     p.add_argument("--speed", metavar="TIME", default="1h", help='sim time per real second to start with (default "1h")')
     p.add_argument("--paused", action="store_true", help="start paused")
+    p.add_argument("--challenge", metavar="NAME", help="play a built-in challenge (see `factorysim challenges`)")
 
     p = sub.add_parser("estimate", help="step time, MFU and the factors of one training step",
                        description="Estimate one training step: step time and where it goes, tokens/s, MFU (model "
@@ -97,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
     p.add_argument("--seeds", type=int, metavar="K", default=1, help="run K seeds (N, N+1, ...) and report means and spreads")
     p.add_argument("--record", metavar="FILE", help="write the event log (JSON lines) for `factorysim replay`")
+    p.add_argument("--challenge", metavar="NAME", help="run a built-in challenge (with your --set moves) and say if it is won")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sub.add_parser("challenges", help="list the built-in challenges",
+                   description="Challenges are scenarios with an objective and the keys you may change. "
+                   "Play one with `factorysim play --challenge NAME`; check a setup headless with "
+                   "`factorysim run --challenge NAME --set key=value`.")  # fmt: skip
 
     p = sub.add_parser("replay", help="re-simulate a recorded run and check it is identical",
                        description="Re-run a recorded event log from its header (scenario, seed) and injected "
@@ -121,12 +130,39 @@ def _fail(message: str) -> int:
     return 2
 
 
-def cmd_play(args: argparse.Namespace) -> int:
+def _scenario_or_challenge(args: argparse.Namespace):
+    """The scenario named by SCENARIO or by --challenge NAME, with --set overrides."""
     from . import load_scenario
+    from .challenge import load_challenge
+    from .scenario import Problem, ScenarioError, apply_overrides, scenario_data, validate_scenario
+
+    name = getattr(args, "challenge", None)
+    if not name:
+        return load_scenario(args.scenario, args.overrides)
+    if args.scenario:
+        raise ScenarioError([Problem("--challenge", "give either a scenario file or --challenge NAME, not both")])
+    base = load_challenge(name)
+    if not args.overrides:
+        return base
+    refusals = [p for o in args.overrides if (p := _refusal(base, o.split("=", 1)[0].strip()))]
+    if refusals:
+        raise ScenarioError(refusals, f"challenge {name}")
+    return validate_scenario(apply_overrides(scenario_data(base), args.overrides), f"challenge {name}")
+
+
+def _refusal(scenario, path: str):
+    from .challenge import edit_refusal
+    from .scenario import Problem
+
+    reason = edit_refusal(scenario.challenge, path)
+    return Problem(path, reason) if reason else None
+
+
+def cmd_play(args: argparse.Namespace) -> int:
     from .engine import SimClock
     from .scenario import Problem, ScenarioError, parse_duration
 
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = _scenario_or_challenge(args)
     try:
         speed = parse_duration(args.speed)
     except ValueError as exc:
@@ -136,7 +172,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from .tui import FactorySimApp
 
     clock = SimClock(speed=speed, paused=args.paused, frame_interval=1 / 12)
-    app = FactorySimApp(scenario, args.scenario, clock=clock, seed=args.seed)
+    app = FactorySimApp(scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed)
     app.run()
     return 0
 
@@ -214,14 +250,21 @@ def _progress(label: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import load_scenario
+    from . import check_scenario
     from .console import print_run_summary
     from .engine import Simulation, aggregate, run_seeds
     from .scenario import Problem, ScenarioError, parse_duration
 
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = _scenario_or_challenge(args)
+    if args.challenge:
+        from .challenge import budget_problems
+
+        problems = check_scenario(scenario) + budget_problems(scenario.challenge, scenario)
+        if problems:
+            raise ScenarioError(problems, f"challenge {args.challenge}")
     try:
-        duration = parse_duration(args.duration) if args.duration else scenario.run.duration
+        default = scenario.challenge.within if args.challenge else scenario.run.duration
+        duration = parse_duration(args.duration) if args.duration else default
     except ValueError as exc:
         raise ScenarioError([Problem("--duration", str(exc))]) from None
     if duration <= 0:
@@ -250,12 +293,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         base = sim.base
         if args.record:
             sim.write_log(args.record)
+    verdict = None
+    if args.challenge and args.seeds == 1:
+        from .challenge import status
+
+        verdict = status(scenario.challenge, sim)
+        summary["challenge"] = {"state": verdict.state, "score": verdict.score, "detail": verdict.detail,
+                                "reason": verdict.reason}  # fmt: skip
     if args.json:
         print(json.dumps({"scenario": scenario.name, **summary}, indent=2))
     else:
         print_run_summary(_console(), scenario, summary, base)
         if args.record:
             print(f"\nrecorded {args.record}; check it with: factorysim replay {args.record}")
+        if verdict is not None:
+            print(f"\nchallenge {args.challenge}: {verdict.state.upper()} (score {verdict.score}): "
+                  f"{verdict.reason or verdict.detail}")
+    return 0
+
+
+def cmd_challenges(args: argparse.Namespace) -> int:
+    from .challenge import list_challenges
+    from .console import print_rows
+
+    console = _console()
+    rows = [(name, s.challenge.level, s.challenge.title, f"{s.cluster.total_chips:,}", s.challenge.goal)
+            for name, s in list_challenges()]  # fmt: skip
+    print_rows(console, "Challenges (factorysim play --challenge NAME)", ["name", "level", "title", "chips", "goal"], rows)
+    console.print()
+    for name, s in list_challenges():
+        console.print(f"[b]{name}[/b]: {s.challenge.brief}")
+        console.print(f"  you may change: {', '.join(s.challenge.may_change)}", style="dim")
     return 0
 
 
@@ -312,6 +380,7 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "catalog": cmd_catalog,
     "run": cmd_run,
+    "challenges": cmd_challenges,
     "replay": cmd_replay,
 }
 

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import check_scenario
+from .challenge import ChallengeStatus, budget_problems, edit_refusal
+from .challenge import status as challenge_status
 from .engine import STATUS, Fault, Simulation
 from .engine.faults import parse_target
 from .perf import StepEstimate
 from .scenario import Problem, Scenario, ScenarioError, save_scenario, scenario_data, validate_scenario
-from .scenario.models import TopologyEdit
+from .scenario.models import ChallengeConfig, TopologyEdit
 from .topology import plan_clos
 from .topology.edits import apply_edit, cluster_graph
 from .topology.index import FabricIndex
@@ -94,12 +96,26 @@ class Sandbox:
 
     # ------------------------------------------------------------ edits (validated by the scenario models)
 
+    @property
+    def challenge(self) -> ChallengeConfig | None:
+        return self.scenario.challenge
+
+    def status(self) -> ChallengeStatus | None:
+        """How the run stands against the challenge, if this is one."""
+        return challenge_status(self.challenge, self.sim) if self.challenge is not None else None
+
+    def _refused(self, path: str) -> EditResult | None:
+        reason = edit_refusal(self.challenge, path) if self.challenge is not None else None
+        return EditResult(False, (Problem(path, reason),)) if reason else None
+
     def _try(self, data: dict[str, Any]) -> EditResult:
         try:
             candidate = validate_scenario(data)
         except ScenarioError as exc:
             return EditResult(False, tuple(exc.problems))
         problems = check_scenario(candidate)
+        if candidate.challenge is not None:
+            problems += budget_problems(candidate.challenge, candidate)
         if problems:
             return EditResult(False, tuple(problems))
         self._set(candidate)
@@ -109,6 +125,8 @@ class Sandbox:
 
     def edit(self, key_path: str, value: Any) -> EditResult:
         """Set one scenario key (dotted path) to a value; refused edits keep the old scenario."""
+        if (refused := self._refused(key_path)) is not None:
+            return refused
         data = scenario_data(self.scenario)
         node = data
         parts = key_path.split(".")
@@ -131,6 +149,8 @@ class Sandbox:
         return node
 
     def _edit_topology(self, edit: TopologyEdit) -> EditResult:
+        if (refused := self._refused("topology")) is not None:
+            return refused
         try:
             apply_edit(self.graph.copy(), self.scenario.cluster, edit, "link")
         except ScenarioError as exc:
@@ -188,6 +208,8 @@ class Sandbox:
 
     def set_policy(self, policy: str) -> EditResult:
         """Switch the recovery policy live (the run goes on) and in the scenario."""
+        if (refused := self._refused("reliability.policy")) is not None:
+            return refused
         try:
             self.sim.set_policy(policy)
         except ValueError as exc:

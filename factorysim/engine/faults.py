@@ -43,7 +43,7 @@ def fault_classes(s: Scenario) -> list[FaultClass]:
                 name=name,
                 unit=spec.unit,
                 kind=spec.kind,
-                rate=rel.rates.get(name, spec.rate),
+                rate=rel.rates.get(name, spec.rate) * rel.rate_multiplier,
                 repair=rel.repair.get(name, spec.repair),
                 slowdown=spec.slowdown,
                 factor=spec.factor,

@@ -143,7 +143,11 @@ class Simulation:
         self.pause_time = 0.0
         self.degraded_chip_s = 0.0  # Σ train dt × (1 - T/T0)
         self.checkpoints = 0
-        self.target_time: float | None = None
+        self._watched: dict[float, float | None] = {}  # token counts -> sim time first reached
+        if scenario.workload.target_tokens:
+            self.watch(scenario.workload.target_tokens)
+        if scenario.challenge is not None and scenario.challenge.goal == "tokens":
+            self.watch(scenario.challenge.target)
         self._gens = {"restart": 0}
         self._join_gen: dict[int, int] = {}
         self._joining: dict[int, int] = {}  # slot -> spare on its way
@@ -393,9 +397,9 @@ class Simulation:
                 self._snapshot = at(start)
         prog, train = at(t)
         trained = train - self._anchor[2]
-        target = self.scenario.workload.target_tokens
-        if target and self.target_time is None and prog >= target > self._anchor[1]:
-            self.target_time = seg + self._elapsed_for(base + (target - self._anchor[1]) / T)
+        for target, reached in self._watched.items():
+            if reached is None and prog >= target > self._anchor[1]:
+                self._watched[target] = seg + self._elapsed_for(base + (target - self._anchor[1]) / T)
         self.degraded_chip_s = self._anchor[3] + (trained * max(0.0, 1 - T / self.T0) if self.T0 > 0 else 0.0)
         self.pause_time = self._anchor[4] + (t - a0) - trained
         self.progress, self.train_time = prog, train
@@ -404,6 +408,19 @@ class Simulation:
     def _rebase(self) -> None:
         """Make the present the anchor of the closed form (after an event changed the state)."""
         self._anchor = (self.now, self.progress, self.train_time, self.degraded_chip_s, self.pause_time)
+
+    def watch(self, tokens: float) -> None:
+        """Record the sim time at which the run first holds this many tokens."""
+        self._watched.setdefault(tokens, None)
+
+    def target_time_for(self, tokens: float) -> float | None:
+        return self._watched.get(tokens)
+
+    @property
+    def target_time(self) -> float | None:
+        """When the workload's target_tokens was first reached (None: not yet)."""
+        target = self.scenario.workload.target_tokens
+        return self._watched.get(target) if target else None
 
     def _rollback(self) -> None:
         """The work since the last durable checkpoint is lost."""
@@ -683,8 +700,23 @@ class Simulation:
 
     # job-level -----------------------------------------------------------------------------
 
+    def _local(self) -> bool:
+        """Job-level faults stay inside one node group (isolate-group with the matching option)."""
+        return self.policy == "isolate-group" and self.job_state == "running" and not self.hung
+
+    def _pick_group(self) -> int:
+        """A node group for a job-level fault, deterministic in sim time (no extra random draws)."""
+        groups = -(-self.slots // self.group_size)
+        return int(self.now * 1000.003) % groups
+
     def _crash(self, cause: str) -> None:
         self.faults += 1
+        if self.scenario.reliability.isolate_crashes and self._local():
+            group = self._pick_group()
+            self.hung += 1  # collectives hang until the crashed rank is noticed
+            self._emit("fault", f"group{group}", cause, job="hung", scope="group")
+            self._push(self.now + self.scenario.reliability.detect_time, "detect_local", (group, cause))
+            return
         if not self._interruptible():
             self._emit("fault", "job", cause, job="already down")
             return
@@ -695,6 +727,23 @@ class Simulation:
         self._emit("fault", "job", cause, job="hung", lost_tokens=self.lost_tokens)
         self._push(self.now + self.scenario.reliability.detect_time, "detect_crash", cause)
 
+    def _on_detect_local(self, payload: tuple[int, str]) -> None:
+        group, cause = payload
+        self.hung -= 1
+        self._drain(group, cause, "restart")
+
+    def _drain(self, group: int, cause: str, why: str) -> None:
+        """Take a node group out of training for restart_time; it rejoins with no spare and no rollback."""
+        slot = group * self.group_size
+        if slot >= self.slots or group in self._isolated:
+            return
+        self._isolate(slot, cause)
+        self._push(self.now + self.scenario.reliability.restart_time, "group_back", slot)
+        self._emit(why, f"group{group}", cause, back_at=self.now + self.scenario.reliability.restart_time)
+
+    def _on_group_back(self, slot: int) -> None:
+        self._restore_group(slot)
+
     def _on_detect_crash(self, cause: str) -> None:
         self.hung -= 1
         self._gens["restart"] += 1
@@ -704,6 +753,9 @@ class Simulation:
 
     def _planned(self, cause: str) -> None:
         self.faults += 1
+        if self.scenario.reliability.rolling_maintenance and self._local():
+            self._drain(self._pick_group(), cause, "maintenance")
+            return
         if not self._training():
             return
         self.committed, self.committed_train = self.progress, self.train_time  # checkpoint, then stop

@@ -195,8 +195,15 @@ def load_scenario_file(
 
 
 def scenario_data(scenario: Scenario) -> dict[str, Any]:
-    """A scenario as plain TOML-ready data (durations as strings, nothing null)."""
-    return scenario.model_dump(mode="json", exclude_none=True)
+    """A scenario as plain TOML-ready data (durations as strings; nothing null, no empty lists or tables)."""
+    return _prune(scenario.model_dump(mode="json", exclude_none=True))
+
+
+def _prune(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {k: _prune(v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v != {} and v != []}
+    return node
 
 
 def scenario_toml(scenario: Scenario) -> str:

@@ -263,6 +263,15 @@ class ReliabilityConfig(_Section):
     detect_time: Duration = Field(180.0, description="from a fail-stop fault to its detection (the job hangs meanwhile)")
     restart_time: Duration = Field(600.0, description="relaunch the job and reload the checkpoint")
     join_time: Duration = Field(300.0, description="isolate-group: a hot spare joins the running job")
+    isolate_crashes: bool = Field(
+        False,
+        description="isolate-group: a software crash restarts only its node group's processes from their peers' "
+        "in-memory state, the rest keep training (no global rollback)",
+    )
+    rolling_maintenance: bool = Field(
+        False, description="isolate-group: planned maintenance drains one node group at a time instead of stopping the job"
+    )
+    rate_multiplier: float = Field(1.0, ge=0, le=1000, description="scale every fault rate (e.g. 5 for a fault storm)")
     evict_stragglers: bool = Field(True, description="swap a chip or link that stays slow for straggler_window for a spare")
     straggler_window: Duration = Field(600.0, description="how long a rank must be slow before it is evicted")
     rates: dict[FaultClassName, Annotated[float, Field(ge=0)]] = Field(
@@ -309,6 +318,27 @@ class LayoutConfig(_Section):
     positions: dict[str, tuple[int, int]] = Field(default_factory=dict, description='node -> [x, y], e.g. "n3" = [10, 4]')
 
 
+class ChallengeConfig(_Section):
+    """An objective for the sandbox: what to reach, by when, and what the player may change."""
+
+    title: str = Field(min_length=1)
+    level: Literal["easy", "medium", "hard"] = "medium"
+    brief: str = Field("", description="the situation and the goal, for the player")
+    goal: Literal["tokens", "ettr", "mfu"] = Field(
+        description="tokens: train `target` tokens before `within`; ettr: effective training time ratio of at "
+        "least `target` at `within`; mfu: a step MFU of at least `target` before `within`"
+    )
+    target: PositiveFloat
+    within: Duration = Field(gt=0, description="sim time the player has")
+    may_change: list[str] = Field(
+        default_factory=list,
+        description='scenario keys the player may edit; patterns like "parallelism.*"; "topology" allows link edits',
+    )
+    min: dict[str, float | str] = Field(default_factory=dict, description="lowest allowed value per key (a budget)")
+    max: dict[str, float | str] = Field(default_factory=dict, description="highest allowed value per key (a budget)")
+    hint: str = ""
+
+
 class Scenario(BaseModel):
     """A whole scenario: cluster, training job, parallel layout, features, reliability and run length."""
 
@@ -325,3 +355,4 @@ class Scenario(BaseModel):
     faults: list[ScheduledFault] = Field(default_factory=list, description="faults at set times")
     topology: TopologyConfig = Field(default_factory=TopologyConfig, description="edits to the cluster graph")
     layout: LayoutConfig = Field(default_factory=LayoutConfig, description="node positions on the canvas")
+    challenge: ChallengeConfig | None = Field(None, description="an objective for the sandbox")

@@ -27,7 +27,7 @@ from ..topology.layout import Box, View
 from .canvas import TopologyCanvas
 from .dashboard import Dashboard, clock_text
 from .inspector import Inspector
-from .screens import FaultScreen, HelpScreen, PathScreen
+from .screens import EndScreen, FaultScreen, HelpScreen, PathScreen
 
 STORM_RATE = 6 / 3600.0
 """Faults per sim second while a storm rages (six an hour)."""
@@ -97,6 +97,7 @@ class FactorySimApp(App[None]):
         self._frame: Snapshot | None = None
         self._layout_width = 0
         self._log_flushed = 0.0
+        self._announced: object | None = None
 
     # ------------------------------------------------------------ layout
 
@@ -147,6 +148,10 @@ class FactorySimApp(App[None]):
         canvas.detail_of = self._detail
         canvas.chips_per_node = sb.plan.chips_per_node
         self.sub_title = f"{sb.scenario.name} · {sb.scenario.cluster.total_chips:,} chips"
+        if sb.challenge is not None:
+            self.sub_title = f"challenge: {sb.challenge.title} · " + self.sub_title
+            self.notify(f"{sb.challenge.brief}\nYou may change: {', '.join(sb.challenge.may_change)}",
+                        title=sb.challenge.title, timeout=12)  # fmt: skip
 
     def _detail(self, box: Box) -> str:
         if box.kind in ("pod", "rack"):
@@ -188,7 +193,9 @@ class FactorySimApp(App[None]):
     @work(exclusive=True, group="sim")
     async def _run(self) -> None:
         sim = self.sandbox.sim
-        async for frame in sim.stream(self.clock):
+        # a challenge's run stops exactly at its time limit, so the verdict counts nothing past it
+        until = self.sandbox.challenge.within if self.sandbox.challenge is not None else None
+        async for frame in sim.stream(self.clock, until=until):
             if sim is not self.sandbox.sim:
                 return
             if self.storm and frame.t > self._last_t:
@@ -204,6 +211,7 @@ class FactorySimApp(App[None]):
         with self.batch_update():
             self.dashboard.show(frame, sb.step, self.clock.speed, self.clock.paused,
                                            sb.scenario.workload.target_tokens, self.storm)  # fmt: skip
+            self._challenge_frame()
             now = time.monotonic()
             if self._log_lines and now - self._log_flushed >= LOG_FLUSH:
                 # one write per flush: every write resizes the log, and a resize costs a layout of the screen
@@ -216,6 +224,23 @@ class FactorySimApp(App[None]):
                 box = self.canvas.selected_box
                 if box is not None:
                     self.inspector.update_props(self._props(box))
+
+    def _challenge_frame(self) -> None:
+        sb = self.sandbox
+        status = sb.status()
+        self.dashboard.show_challenge(sb.challenge.title if sb.challenge else "", status)
+        if status is None or not status.over or self._announced is sb.sim:
+            return
+        self._announced = sb.sim  # once per run
+        self.clock.pause()
+        ch = sb.challenge
+
+        def closed(retry: bool | None) -> None:
+            if retry:
+                self.action_reset()
+                self.clock.resume()
+
+        self.push_screen(EndScreen(ch.title, status.state, status.reason, status.score, ch.hint), closed)
 
     def _storm(self, sim_dt: float) -> None:
         sb, rng = self.sandbox, self._storm_rng
@@ -385,6 +410,8 @@ class FactorySimApp(App[None]):
             self.notify(f"recovery policy: {new} (from the next fault on)", timeout=3)
             self.inspector.fill(self._values())
             self._refresh_dashboard()
+        else:
+            self.notify(result.message, title="refused", severity="error")
 
     def action_reset(self) -> None:
         self.sandbox.reset()

@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
 
+from ..challenge import ChallengeStatus
 from ..console import FACTOR_NAMES, si
 from ..engine import Snapshot
 from ..perf import StepEstimate
@@ -84,6 +85,7 @@ class Dashboard(VerticalScroll):
         self.ettr_history: deque[float] = deque(maxlen=240)
 
     def compose(self) -> ComposeResult:
+        yield Static(id="challenge")
         yield Static(id="clock")
         yield Waterfall(id="waterfall")
         yield Label("tokens/s", classes="chart-label", id="rate-label")
@@ -94,6 +96,8 @@ class Dashboard(VerticalScroll):
 
     def on_mount(self) -> None:
         self._clock = self.query_one("#clock", Static)
+        self._challenge = self.query_one("#challenge", Static)
+        self._challenge.display = False
         self._waterfall = self.query_one(Waterfall)
         self._rate = self.query_one("#rate", Sparkline)
         self._ettr = self.query_one("#ettr", Sparkline)
@@ -114,6 +118,19 @@ class Dashboard(VerticalScroll):
         if getattr(widget, "_shown_text", None) != text:
             widget._shown_text = text  # type: ignore[attr-defined]
             widget.update(text, layout=False)
+
+    def show_challenge(self, title: str, status: ChallengeStatus | None) -> None:
+        """The objective, a progress bar and the score (hidden when there is no challenge)."""
+        if not self.ready:
+            return
+        self._challenge.display = status is not None
+        if status is None:
+            return
+        width = max(8, self.size.width - 22)
+        bar = _bar(status.progress, width).ljust(width)
+        state = {"won": "[b $text-success]WON[/]", "lost": "[b $text-error]LOST[/]"}.get(status.state, "")
+        self._put(self._challenge, f"[b]{title}[/b] {state}\n{status.headline}\n[$text-primary]{bar}[/] "
+                                   f"score [b]{status.score}[/b]\n[dim]{status.reason or status.detail}[/dim]")  # fmt: skip
 
     def show(self, frame: Snapshot, step: StepEstimate, speed: float, paused: bool, target: float | None,
              storm: bool) -> None:  # fmt: skip

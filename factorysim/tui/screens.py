@@ -113,6 +113,36 @@ class FaultScreen(ModalScreen[Fault | None]):
         self.dismiss(None)
 
 
+class EndScreen(ModalScreen[bool]):
+    """A challenge is over: won or lost, why, the score. Dismisses with True to try again."""
+
+    BINDINGS = [Binding("r", "retry", "Try again"), Binding("escape", "close", "Close")]
+
+    def __init__(self, title: str, state: str, reason: str, score: int, hint: str) -> None:
+        super().__init__()
+        self.verdict = (title, state, reason, score, hint)
+
+    def compose(self) -> ComposeResult:
+        title, state, reason, score, hint = self.verdict
+        headline = "[b $text-success]Won![/]" if state == "won" else "[b $text-error]Lost.[/]"
+        with Vertical(id="dialog"):
+            yield Static(f"[b]{title}[/b]", classes="dialog-title")
+            yield Static(f"{headline} {reason}\nscore [b]{score}[/b]", id="verdict")
+            if state == "lost" and hint:
+                yield Static(f"[dim]hint: {hint}[/dim]", id="hint")
+            with Horizontal(classes="buttons"):
+                yield Button("try again (r)", variant="primary", id="retry")
+                yield Button("close (escape)", id="close")
+
+    @on(Button.Pressed, "#retry")
+    def action_retry(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        self.dismiss(False)
+
+
 class PathScreen(ModalScreen[str | None]):
     """Ask for a file path; `check` returns an error message to show, or None to accept."""
 
