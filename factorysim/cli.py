@@ -24,8 +24,11 @@ examples:
   factorysim run FILE --seeds 100 --json              means and spreads over 100 seeds
   factorysim run FILE --record run.jsonl              keep the event log ...
   factorysim replay run.jsonl                         ... and check that it re-simulates identically
+  factorysim run FILE --report run.html               a self-contained HTML report with charts
+  factorysim compare A.toml B.toml --report ab.html   two scenarios side by side, same seed
   factorysim challenges                                the built-in challenges, easy to hard
   factorysim play --challenge layout-101              play one
+  factorysim play --replay run.jsonl                  watch a recorded run, with a time slider
   factorysim validate FILE                            check a file, list every problem
   factorysim calibrate                                the model against published training runs
   factorysim schema > factorysim.schema.json          JSON Schema for editors
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", metavar="TIME", default="1h", help='sim time per real second to start with (default "1h")')
     p.add_argument("--paused", action="store_true", help="start paused")
     p.add_argument("--challenge", metavar="NAME", help="play a built-in challenge (see `factorysim challenges`)")
+    p.add_argument("--replay", metavar="LOG", help="watch a recorded run (factorysim run --record) with a time slider")
 
     p = sub.add_parser("estimate", help="step time, MFU and the factors of one training step",
                        description="Estimate one training step: step time and where it goes, tokens/s, MFU (model "
@@ -101,7 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="K", default=1, help="run K seeds (N, N+1, ...) and report means and spreads")
     p.add_argument("--record", metavar="FILE", help="write the event log (JSON lines) for `factorysim replay`")
     p.add_argument("--challenge", metavar="NAME", help="run a built-in challenge (with your --set moves) and say if it is won")
+    p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with charts")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("compare", help="two scenarios side by side: step physics and a run on the same seed",
+                       description="Estimate and run two scenarios on the same seed and show them side by side "
+                       "(step time, MFU, the five factors, ETTR, tokens, interruptions, lost chip-hours).")  # fmt: skip
+    p.add_argument("first", metavar="A", help="scenario file")
+    p.add_argument("second", metavar="B", help="scenario file")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a key in both scenarios (repeatable)")  # fmt: skip
+    p.add_argument("--duration", metavar="TIME", help='sim time to run each (default: A\'s run.duration)')
+    p.add_argument("--seed", type=int, metavar="N", help="random seed for both (default: A's run.seed)")
+    p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with charts")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("challenges", help="list the built-in challenges",
                    description="Challenges are scenarios with an objective and the keys you may change. "
@@ -160,9 +177,17 @@ def _refusal(scenario, path: str):
 
 def cmd_play(args: argparse.Namespace) -> int:
     from .engine import SimClock
+    from .sandbox import Sandbox
     from .scenario import Problem, ScenarioError, parse_duration
 
-    scenario = _scenario_or_challenge(args)
+    sandbox = None
+    if args.replay:
+        if args.scenario or args.challenge or args.overrides:
+            raise ScenarioError([Problem("--replay", "a recording brings its own scenario: no SCENARIO, --set or --challenge")])
+        sandbox = Sandbox.from_log(args.replay)
+        scenario = sandbox.scenario
+    else:
+        scenario = _scenario_or_challenge(args)
     try:
         speed = parse_duration(args.speed)
     except ValueError as exc:
@@ -172,7 +197,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     from .tui import FactorySimApp
 
     clock = SimClock(speed=speed, paused=args.paused, frame_interval=1 / 12)
-    app = FactorySimApp(scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed)
+    app = FactorySimApp(scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed,
+                        sandbox=sandbox)  # fmt: skip
     app.run()
     return 0
 
@@ -271,8 +297,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ScenarioError([Problem("--duration", "must be positive")])
     if args.seeds < 1:
         raise ScenarioError([Problem("--seeds", "must be at least 1")])
-    if args.seeds > 1 and args.record:
-        raise ScenarioError([Problem("--record", "records one run; drop --seeds or --record")])
+    if args.seeds > 1 and (args.record or args.report):
+        raise ScenarioError([Problem("--record" if args.record else "--report", "is for one run; drop --seeds")])
     seed = scenario.run.seed if args.seed is None else args.seed
     if args.seeds > 1:
         seeds = list(range(seed, seed + args.seeds))
@@ -282,7 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = aggregate(summaries)
         base = Simulation(scenario, seed=seed, metrics=False, fingerprint=False).base
     else:
-        sim = Simulation(scenario, seed=seed, record=bool(args.record), metrics=False)
+        sim = Simulation(scenario, seed=seed, record=bool(args.record), metrics=bool(args.report))
         steps = 200
         with _progress("simulating") as bar:
             task = bar.add_task("sim", total=steps)
@@ -293,6 +319,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         base = sim.base
         if args.record:
             sim.write_log(args.record)
+        if args.report:
+            from .report import RunResult, run_report
+
+            _write_text(args.report, run_report(RunResult.of(sim)))
     verdict = None
     if args.challenge and args.seeds == 1:
         from .challenge import status
@@ -306,9 +336,57 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_run_summary(_console(), scenario, summary, base)
         if args.record:
             print(f"\nrecorded {args.record}; check it with: factorysim replay {args.record}")
+        if args.report:
+            print(f"\nreport written to {args.report}")
         if verdict is not None:
             print(f"\nchallenge {args.challenge}: {verdict.state.upper()} (score {verdict.score}): "
                   f"{verdict.reason or verdict.detail}")
+    return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    from .scenario import Problem, ScenarioError, write_atomically
+
+    try:
+        write_atomically(path, text)
+    except OSError as exc:
+        raise ScenarioError([Problem("--report", f"cannot write {path}: {exc.strerror or exc}")]) from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import load_scenario
+    from .console import print_rows
+    from .engine import Simulation
+    from .report import RunResult, compare_report, compare_rows
+    from .scenario import Problem, ScenarioError, parse_duration
+
+    a = load_scenario(args.first, args.overrides)
+    b = load_scenario(args.second, args.overrides)
+    try:
+        duration = parse_duration(args.duration) if args.duration else a.run.duration
+    except ValueError as exc:
+        raise ScenarioError([Problem("--duration", str(exc))]) from None
+    seed = a.run.seed if args.seed is None else args.seed
+    results = []
+    with _progress("simulating both") as bar:
+        task = bar.add_task("sim", total=2)
+        for scenario in (a, b):
+            sim = Simulation(scenario, seed=seed)
+            sim.run_until(duration)
+            results.append(RunResult.of(sim))
+            bar.advance(task)
+    ra, rb = results
+    rows = compare_rows(ra, rb)
+    if args.json:
+        print(json.dumps({"a": ra.scenario.name, "b": rb.scenario.name, "seed": seed, "duration_s": duration,
+                          "rows": [dict(zip(("what", "a", "b", "change"), r)) for r in rows],
+                          "summaries": {"a": ra.summary, "b": rb.summary}}, indent=2))  # fmt: skip
+    else:
+        print_rows(_console(), f"{a.name} vs {b.name} (seed {seed})", ["", a.name, b.name, "change"], rows)
+    if args.report:
+        _write_text(args.report, compare_report(ra, rb))
+        if not args.json:
+            print(f"\nreport written to {args.report}")
     return 0
 
 
@@ -381,6 +459,7 @@ COMMANDS = {
     "catalog": cmd_catalog,
     "run": cmd_run,
     "challenges": cmd_challenges,
+    "compare": cmd_compare,
     "replay": cmd_replay,
 }
 

@@ -18,7 +18,7 @@ import numpy as np
 from . import check_scenario
 from .challenge import ChallengeStatus, budget_problems, edit_refusal
 from .challenge import status as challenge_status
-from .engine import STATUS, Fault, Simulation
+from .engine import STATUS, Fault, Replayer, Simulation
 from .engine.faults import parse_target
 from .perf import StepEstimate
 from .scenario import Problem, Scenario, ScenarioError, save_scenario, scenario_data, validate_scenario
@@ -48,9 +48,16 @@ class EditResult:
 class Sandbox:
     """Scenario + graph + simulation, and the operations a player has."""
 
-    def __init__(self, scenario: Scenario, path: str | os.PathLike[str] | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        path: str | os.PathLike[str] | None = None,
+        seed: int | None = None,
+        replayer: Replayer | None = None,
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.seed = seed
+        self.replayer = replayer  # a recorded run: shown at any time, never changed
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.dirty = False  # unsaved changes
         self._set(scenario)
@@ -80,10 +87,33 @@ class Sandbox:
     def has_graph(self) -> bool:
         return self._graph is not None
 
+    @classmethod
+    def from_log(cls, path: str | os.PathLike[str]) -> Sandbox:
+        """A read-only session on a recorded run."""
+        replayer = Replayer(path)
+        return cls(replayer.scenario, seed=replayer.seed, replayer=replayer)
+
     def reset(self) -> None:
-        """Start the run again at t = 0 on the current scenario."""
-        self.sim = Simulation(self.scenario, seed=self.seed, index=self.index, record=True)
-        self.sim.listeners.append(self._relay)
+        """Start the run again at t = 0 on the current scenario (a recording: back to its start)."""
+        if self.replayer is not None:
+            self.sim = self.replayer.seek(0.0) if self.replayer.sim.now > 0 else self.replayer.sim
+        else:
+            self.sim = Simulation(self.scenario, seed=self.seed, index=self.index, record=True)
+        if self._relay not in self.sim.listeners:
+            self.sim.listeners.append(self._relay)
+
+    def seek(self, t: float) -> bool:
+        """A recording: show it at sim time t. True when the run was simulated again from the start."""
+        assert self.replayer is not None, "seek is for recorded runs"
+        old = self.sim
+        self.sim = self.replayer.seek(t)
+        if self.sim is not old:
+            self.sim.listeners.append(self._relay)
+        return self.sim is not old
+
+    @property
+    def read_only(self) -> bool:
+        return self.replayer is not None
 
     def _relay(self, record: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -105,6 +135,8 @@ class Sandbox:
         return challenge_status(self.challenge, self.sim) if self.challenge is not None else None
 
     def _refused(self, path: str) -> EditResult | None:
+        if self.read_only:
+            return EditResult(False, (Problem(path, "this is a recorded run: it can be watched, not changed"),))
         reason = edit_refusal(self.challenge, path) if self.challenge is not None else None
         return EditResult(False, (Problem(path, reason),)) if reason else None
 
@@ -200,6 +232,8 @@ class Sandbox:
     # ------------------------------------------------------------ faults
 
     def inject(self, fault: Fault) -> EditResult:
+        if (refused := self._refused("fault")) is not None:
+            return refused
         try:
             self.sim.inject(fault)
         except ScenarioError as exc:

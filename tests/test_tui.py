@@ -211,3 +211,43 @@ async def test_small_and_large_terminals(size):
         assert app.view == View("pod", 0)
         await pilot.press("backspace")
         assert app.view == View("cluster") and app.canvas.selected == "pod0"
+
+
+async def test_a_recorded_run_replays_in_the_sandbox_to_the_same_final_state(tmp_path):
+    from factorysim import Fault, Simulation
+    from factorysim.engine import replay
+    from factorysim.sandbox import Sandbox
+    from factorysim.tui.slider import TimeSlider
+
+    log = tmp_path / "session.jsonl"
+    sim = Simulation(scenario("cluster.nodes=9", "cluster.spare_nodes=1"), record=True)
+    sim.run_until(20 * 3600)
+    sim.inject(Fault("n3", "fail"))
+    sim.run_until(40 * 3600)
+    sim.inject(Fault("n6.2", "straggle", 0.5, 7200))
+    sim.run_until(3 * 86400)
+    sim.write_log(log)
+    headless = replay(log)
+    assert headless.identical
+
+    sb = Sandbox.from_log(log)
+    app = FactorySimApp(sb.scenario, clock=SimClock(speed=3600.0, paused=True), sandbox=sb)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert app.slider.display
+        await pilot.press("end")  # to the end of the recording
+        await pilot.pause(0.2)
+        assert app.sandbox.sim.now == pytest.approx(3 * 86400)
+        assert app.sandbox.sim.log.fingerprint == headless.fingerprint == headless.recorded_fingerprint
+        await pilot.press("left_square_bracket")  # scrub back 1 %: simulated again up to there
+        await pilot.pause(0.2)
+        assert app.sandbox.sim.now == pytest.approx(0.99 * 3 * 86400)
+        slider = app.query_one(TimeSlider)
+        await pilot.click(TimeSlider, offset=(slider._track()[0] + slider._track()[1] // 2, 0))  # the middle
+        await pilot.pause(0.2)
+        assert 1.2 * 86400 < app.sandbox.sim.now < 1.8 * 86400
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        assert app.sandbox.sim.log.fingerprint == headless.fingerprint  # same final state after scrubbing
+        assert "recorded run" in app.sandbox.edit("parallelism.tp", 4).message
+        assert not app.sandbox.inject(Fault("n1")).ok

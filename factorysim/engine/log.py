@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..scenario.errors import Problem, ScenarioError
+from ..scenario.files import write_atomically
 
 SCHEMA_VERSION = 1
 
@@ -61,16 +62,8 @@ class EventLog:
         """Write the whole log atomically (temporary file, then rename)."""
         if self.lines is None:
             raise RuntimeError("this log does not keep its lines; create it with keep_all=True")
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for line in self.lines:
-                fh.write(line + "\n")
-            fh.write(dumps(self.closing(t, summary)) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        return target
+        text = "".join(line + "\n" for line in self.lines) + dumps(self.closing(t, summary)) + "\n"
+        return write_atomically(path, text)
 
 
 def read_log(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]]:

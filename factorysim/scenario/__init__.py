@@ -14,6 +14,7 @@ from .files import (
     scenario_data,
     scenario_toml,
     validate_scenario,
+    write_atomically,
 )
 from .models import (
     ClusterConfig,
@@ -31,7 +32,7 @@ __all__ = [
     "Catalog", "ChipSpec", "FabricSpec", "ModelSpec", "ScaleUpSpec", "catalog", "known",
     "ParallelLayout", "layout_problems", "resolve_layout", "Problem", "ScenarioError",
     "apply_overrides", "default_scenario_text", "json_schema", "load_scenario_file", "parse_toml",
-    "read_scenario_data", "save_scenario", "scenario_data", "scenario_toml", "validate_scenario",
+    "read_scenario_data", "save_scenario", "scenario_data", "scenario_toml", "validate_scenario", "write_atomically",
     "ClusterConfig", "FabricConfig", "FeaturesConfig", "ParallelismConfig", "ReliabilityConfig",
     "RunConfig", "Scenario", "WorkloadConfig", "Duration", "format_duration", "human_duration",
     "parse_duration",

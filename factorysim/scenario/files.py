@@ -210,13 +210,11 @@ def scenario_toml(scenario: Scenario) -> str:
     return tomli_w.dumps(scenario_data(scenario))
 
 
-def save_scenario(scenario: Scenario, path: str | os.PathLike[str]) -> Path:
-    """Write atomically: a temporary file in the same folder, flushed, then renamed over the target.
-
-    A failure at any point leaves the file already on disk untouched.
-    """
+def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
+    """Write text to a file atomically: a temporary file in the same folder, flushed, then renamed over the
+    target. A failure at any point leaves the file already on disk untouched. The new file keeps the old
+    one's permissions, or gets the usual ones (the umask's)."""
     target = Path(path)
-    text = scenario_toml(scenario)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -224,12 +222,22 @@ def save_scenario(scenario: Scenario, path: str | os.PathLike[str]) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
+            mode = target.stat().st_mode & 0o777
+        else:
+            mask = os.umask(0)
+            os.umask(mask)
+            mode = 0o666 & ~mask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def save_scenario(scenario: Scenario, path: str | os.PathLike[str]) -> Path:
+    """Save a scenario as TOML, atomically (see write_atomically)."""
+    return write_atomically(path, scenario_toml(scenario))
 
 
 def json_schema() -> dict[str, Any]:

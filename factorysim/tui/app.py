@@ -28,6 +28,7 @@ from .canvas import TopologyCanvas
 from .dashboard import Dashboard, clock_text
 from .inspector import Inspector
 from .screens import EndScreen, FaultScreen, HelpScreen, PathScreen
+from .slider import TimeSlider
 
 STORM_RATE = 6 / 3600.0
 """Faults per sim second while a storm rages (six an hour)."""
@@ -51,9 +52,18 @@ class FactorySimApp(App[None]):
         Binding("r", "reset", "Reset", id="reset"),
         Binding("s", "save", "Save", id="save"),
         Binding("o", "open", "Open", id="open"),
+        Binding("w", "write_log", "Write log", id="write_log", key_display="w", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("left_square_bracket", "seek(-0.01)", "-1%", key_display="[", priority=True),
+        Binding("right_square_bracket", "seek(0.01)", "+1%", key_display="]", priority=True),
+        Binding("left_curly_bracket", "seek(-0.1)", "-10%", key_display="{", show=False, priority=True),
+        Binding("right_curly_bracket", "seek(0.1)", "+10%", key_display="}", show=False, priority=True),
+        Binding("home", "seek_to(0)", "Start", key_display="home", show=False, priority=True),
+        Binding("end", "seek_to(1)", "End", key_display="end", show=False, priority=True),
     ]
+    REPLAY_ONLY = {"seek", "seek_to"}
+    LIVE_ONLY = {"fault", "storm", "policy"}
     KEY_HELP = [
         ("space", "pause or resume sim time"),
         ("+ / -", "faster or slower: 1 s per second up to 1 day per second"),
@@ -64,6 +74,7 @@ class FactorySimApp(App[None]):
         ("r", "reset the run to t = 0"),
         ("s", "save the scenario (TOML, atomic), with layout and topology edits"),
         ("o", "open a scenario file"),
+        ("w", "write this run's event log (JSON lines; factorysim replay checks it, play --replay shows it)"),
         ("?", "this help"),
         ("q", "quit (twice if there are unsaved changes)"),
         ("ctrl+p", "command palette: every action by name"),
@@ -73,6 +84,8 @@ class FactorySimApp(App[None]):
         ("backspace / escape", "zoom out"),
         ("l", "link mode: l on one node, select another, l again adds a link"),
         ("tab", "move focus: canvas, inspector, event log"),
+        ("[ / ]", "a recorded run (play --replay): back or forward 1 % (with shift, { } 10 %)"),
+        ("home / end", "a recorded run: to its start or its end; click the slider to go anywhere"),
     ]
 
     def __init__(
@@ -82,9 +95,10 @@ class FactorySimApp(App[None]):
         *,
         clock: SimClock | None = None,
         seed: int | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         super().__init__()
-        self.sandbox = Sandbox(scenario, path, seed)
+        self.sandbox = sandbox if sandbox is not None else Sandbox(scenario, path, seed)
         self.clock = clock or SimClock(speed=3600.0, frame_interval=1 / 12)
         self.frames = 0
         self.view = self.sandbox.initial_view()
@@ -106,6 +120,7 @@ class FactorySimApp(App[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield Label("", id="crumb")
+                yield TimeSlider(id="slider")
                 yield TopologyCanvas(id="canvas")
             yield Dashboard(id="dashboard")
         with Horizontal(id="bottom"):
@@ -120,6 +135,8 @@ class FactorySimApp(App[None]):
         self.dashboard = self.query_one(Dashboard)
         self.events_log = self.query_one("#events", RichLog)
         self.crumb = self.query_one("#crumb", Label)
+        self.slider = self.query_one(TimeSlider)
+        self.slider.display = self.sandbox.read_only
         self._wire_sandbox()
         self.events_log.border_title = "events"
         self.inspector.border_title = "inspector"
@@ -148,6 +165,8 @@ class FactorySimApp(App[None]):
         canvas.detail_of = self._detail
         canvas.chips_per_node = sb.plan.chips_per_node
         self.sub_title = f"{sb.scenario.name} · {sb.scenario.cluster.total_chips:,} chips"
+        if sb.read_only:
+            self.sub_title = f"replay of {sb.replayer.path} · " + self.sub_title
         if sb.challenge is not None:
             self.sub_title = f"challenge: {sb.challenge.title} · " + self.sub_title
             self.notify(f"{sb.challenge.brief}\nYou may change: {', '.join(sb.challenge.may_change)}",
@@ -188,7 +207,59 @@ class FactorySimApp(App[None]):
         self._drawn_events = -1
         self._last_t = self.sandbox.sim.now
         self.dashboard.clear()
-        self._run()
+        if self.sandbox.read_only:
+            self._run_replay()
+        else:
+            self._run()
+
+    @work(exclusive=True, group="sim")
+    async def _run_replay(self) -> None:
+        """A recording: move through it at the clock's speed; single steps and seeks as asked."""
+        sb, clock = self.sandbox, self.clock
+        end = sb.replayer.end
+        last = clock.now()
+        self.show_frame(sb.sim.snapshot())
+        while True:
+            await clock.sleep(max(0.0, last + clock.frame_interval - clock.now()))
+            now = clock.now()
+            target = None
+            if clock.take_step():
+                nxt = sb.sim.next_event_time
+                target = end if nxt is None else min(end, nxt)
+            elif not clock.paused:
+                target = min(end, sb.sim.now + (now - last) * clock.speed)
+            last = now
+            if target is not None and target != sb.sim.now:
+                self._seek(target)
+            if sb.sim.now >= end and not clock.paused:
+                clock.pause()
+            self.show_frame(sb.sim.snapshot())
+
+    def _seek(self, t: float) -> None:
+        if self.sandbox.seek(t):  # simulated again from the start: the log starts over too
+            self.events_log.clear()
+            self._log_lines.clear()
+        self._drawn_events = -1
+
+    @on(TimeSlider.Seek)
+    def _slider_seek(self, event: TimeSlider.Seek) -> None:
+        self._seek(event.t)
+        self.show_frame(self.sandbox.sim.snapshot())
+
+    def action_seek(self, fraction: float) -> None:
+        self._slider_seek(TimeSlider.Seek(self.sandbox.sim.now + fraction * self.sandbox.replayer.end))
+
+    def action_seek_to(self, fraction: float) -> None:
+        self._slider_seek(TimeSlider.Seek(fraction * self.sandbox.replayer.end))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Seek keys only for a recorded run; fault, storm and policy keys only for a live one."""
+        replay = getattr(self, "sandbox", None) is not None and self.sandbox.read_only
+        if action in self.REPLAY_ONLY:
+            return replay
+        if action in self.LIVE_ONLY and replay:
+            return None  # shown greyed out: a recording cannot be changed
+        return True
 
     @work(exclusive=True, group="sim")
     async def _run(self) -> None:
@@ -212,6 +283,8 @@ class FactorySimApp(App[None]):
             self.dashboard.show(frame, sb.step, self.clock.speed, self.clock.paused,
                                            sb.scenario.workload.target_tokens, self.storm)  # fmt: skip
             self._challenge_frame()
+            if sb.read_only:
+                self.slider.set(frame.t, sb.replayer.end, self.clock.paused)
             now = time.monotonic()
             if self._log_lines and now - self._log_flushed >= LOG_FLUSH:
                 # one write per flush: every write resizes the log, and a resize costs a layout of the screen
@@ -465,6 +538,17 @@ class FactorySimApp(App[None]):
 
         self.push_screen(PathScreen("Open scenario", "scenarios/", check), opened)
 
+    def action_write_log(self) -> None:
+        def check(path: str) -> str | None:
+            try:
+                self.sandbox.write_log(path)
+            except OSError as exc:
+                return f"not written: {exc.strerror or exc}"
+            self.notify(f"wrote {path}: factorysim replay {path}", timeout=5)
+            return None
+
+        self.push_screen(PathScreen("Write this run's event log to", f"{self.sandbox.scenario.name}-run.jsonl", check))
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.KEY_HELP))
 
@@ -488,6 +572,7 @@ class FactorySimApp(App[None]):
             ("Reset the run", self.action_reset, "r"),
             ("Save the scenario", self.action_save, "s"),
             ("Open a scenario", self.action_open, "o"),
+            ("Write the run's event log", self.action_write_log, "w"),
             ("Keys", self.action_help, "?"),
             ("Zoom out", self.canvas.action_zoom_out, "backspace"),
         ):
