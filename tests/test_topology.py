@@ -151,37 +151,36 @@ def test_three_tier_plan_connects_100k_chips_with_128_port_switches():
     assert index.nic.min() > 0 and index.pod_ratio.min() == 1.0
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from(["nic", "scale_up", "leaf", "spine", "core", "uplink"]), st.integers(0, 10**6),
-                  st.sampled_from([0.0, 0.25, 0.5, 1.0])),
-        min_size=1, max_size=12,
-    )
-)  # fmt: skip
-def test_incremental_health_updates_match_a_full_recompute(changes):
-    cluster = cluster_of("fat-tree", 3, 2.0, 64)
-    live = FabricIndex.from_plan(cluster)
-    for kind, i, h in changes:
-        arr = live.health_of(kind)
-        live.set_health(kind, i % len(arr), h)
+health_changes = st.lists(
+    st.tuples(st.sampled_from(FabricIndex.HEALTH_KINDS), st.integers(0, 10**6), st.sampled_from([0.0, 0.25, 0.5, 1.0])),
+    min_size=1,
+    max_size=12,
+)
+
+
+def recomputed(live: FabricIndex, cluster) -> FabricIndex:
+    """A fresh index of the same cluster with the live one's health, computed in one pass."""
     fresh = FabricIndex.from_plan(cluster)
     for kind in FabricIndex.HEALTH_KINDS:
         fresh.health_of(kind)[:] = live.health_of(kind)
     fresh.recompute()
+    return fresh
+
+
+@settings(max_examples=25, deadline=None)
+@given(health_changes)
+def test_incremental_health_updates_match_a_full_recompute(changes):
+    cluster = cluster_of("fat-tree", 3, 2.0, 64)
+    live = FabricIndex.from_plan(cluster)
+    for kind, i, h in changes:
+        live.set_health(kind, i % len(live.health_of(kind)), h)
+    fresh = recomputed(live, cluster)
     for name in ("nic", "scale_up", "leaf_ratio", "pod_ratio", "leaf_up", "leaf_down", "pod_up", "pod_down"):
         assert np.allclose(getattr(live, name), getattr(fresh, name)), name
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from(["nic", "scale_up", "leaf", "spine", "core", "uplink"]), st.integers(0, 10**6),
-                  st.sampled_from([0.0, 0.25, 0.5, 1.0])),
-        min_size=1, max_size=12,
-    ),
-    st.sampled_from(["tp", "dp", "pp"]),
-)  # fmt: skip
+@given(health_changes, st.sampled_from(["tp", "dp", "pp"]))
 def test_group_bottlenecks_follow_health_changes_exactly(changes, dim):
     s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
                  "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
@@ -190,8 +189,4 @@ def test_group_bottlenecks_follow_health_changes_exactly(changes, dim):
     live.group_links(layout, dim)  # cache the group shape before the changes
     for kind, i, h in changes:
         live.set_health(kind, i % len(live.health_of(kind)), h)
-        fresh = FabricIndex.from_plan(s.cluster)
-        for k in FabricIndex.HEALTH_KINDS:
-            fresh.health_of(k)[:] = live.health_of(k)
-        fresh.recompute()
-        assert live.group_links(layout, dim) == fresh.group_links(layout, dim)
+        assert live.group_links(layout, dim) == recomputed(live, s.cluster).group_links(layout, dim)
