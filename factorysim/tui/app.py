@@ -108,6 +108,7 @@ class FactorySimApp(App[None]):
         self._drawn_events = -1
         self._last_t = 0.0
         self._quit_armed = False
+        self._quitting = False
         self._frame: Snapshot | None = None
         self._layout_width = 0
         self._log_flushed = 0.0
@@ -557,7 +558,14 @@ class FactorySimApp(App[None]):
             self._quit_armed = True
             self.notify("unsaved changes: s saves, q again quits without saving", severity="warning")
             return
+        self._quitting = True
         self.exit()
+
+    def push_screen(self, screen, callback=None, wait_for_dismiss: bool = False):  # type: ignore[override]
+        """No new dialog once quitting has begun (keys typed after q must not open one)."""
+        if self._quitting:
+            return None
+        return super().push_screen(screen, callback, wait_for_dismiss=wait_for_dismiss)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from rich.table import Table
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -27,10 +28,16 @@ class HelpScreen(ModalScreen[None]):
         self.keys = list(keys)
 
     def compose(self) -> ComposeResult:
-        rows = "\n".join(f"  [b]{key:<18}[/b] {what}" for key, what in self.keys)
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(no_wrap=True, style="bold")
+        keys.add_column()
+        for key, what in self.keys:
+            keys.add_row(key, what)
         with Vertical(id="dialog"):
             yield Static("[b]factorysim sandbox: keys[/b]", classes="dialog-title")
-            yield VerticalScroll(Static(rows + "\n\n" + MOUSE_HELP, id="help-text"))
+            with VerticalScroll():
+                yield Static(keys, id="help-keys")
+                yield Static(MOUSE_HELP, id="help-text")
             yield Label("escape closes", classes="hint")
 
 
@@ -82,9 +89,9 @@ class FaultScreen(ModalScreen[Fault | None]):
                 yield Button("cancel", id="cancel")
 
     def on_mount(self) -> None:
-        kinds = self.query_one(OptionList)
-        kinds.highlighted = 0
-        kinds.focus()
+        for kinds in self.query(OptionList).results(OptionList):
+            kinds.highlighted = 0
+            kinds.focus()
 
     @on(OptionList.OptionSelected)
     def _chosen(self) -> None:
@@ -162,7 +169,8 @@ class PathScreen(ModalScreen[str | None]):
             yield Label("enter confirms · escape cancels", classes="hint")
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        for field in self.query(Input).results(Input):  # none when the app is already shutting down
+            field.focus()
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
