@@ -258,17 +258,17 @@ class Sandbox:
     def server_state(self, server: int) -> str:
         status = STATUS[int(self.sim.status[server])]
         if status in ("active",):
-            return "degraded" if any(g.server == server for g in self.sim._gray.values()) else "ok"
+            return "degraded" if any(g.server == server for g in self.sim.gray_faults) else "ok"
         return status
 
     def chip_state(self, server: int, local: int) -> str:
         status = self.server_state(server)
         if status in ("ok", "degraded"):
-            return "degraded" if any(g.server == server and g.local == local for g in self.sim._gray.values()) else "ok"
+            return "degraded" if any(g.server == server and g.local == local for g in self.sim.gray_faults) else "ok"
         return status
 
     def switch_state(self, kind: str, index: int) -> str:
-        health = self.sim._switch_down.get((kind, index))
+        health = self.sim.switch_health(kind, index)
         if health is None:
             return "ok"
         return "failed" if health == 0 else "degraded"
@@ -277,7 +277,7 @@ class Sandbox:
         """Servers in [lo, hi) by state."""
         status = self.sim.status[lo:hi]
         counts = {STATUS[i]: int(n) for i, n in enumerate(np.bincount(status.astype(np.int64), minlength=len(STATUS)))}
-        degraded = {g.server for g in self.sim._gray.values() if lo <= g.server < hi and self.sim.status[g.server] == 0}
+        degraded = {g.server for g in self.sim.gray_faults if lo <= g.server < hi and self.sim.status[g.server] == 0}
         counts["degraded"] = len(degraded)
         counts["ok"] = counts.pop("active") - len(degraded)
         return counts
@@ -299,7 +299,7 @@ class Sandbox:
             return next((s for s in STATE_ORDER if s in states), "ok")
         if box.kind in ("spines", "cores"):
             kind = box.kind[:-1]
-            return "degraded" if any(k == kind for k, _ in self.sim._switch_down) else "ok"
+            return "degraded" if self.sim.switches_unhealthy(kind) else "ok"
         return "ok"
 
     def describe(self, name: str) -> list[tuple[str, str]]:
@@ -316,7 +316,7 @@ class Sandbox:
         elif target.kind == "chip":
             server, local = divmod(target.index, self.plan.chips_per_node)
             rows.append(("state", self.chip_state(server, local)))
-            for g in self.sim._gray.values():
+            for g in self.sim.gray_faults:
                 if g.server == server and g.local == local:
                     rows.append((g.kind, f"{g.factor:g} until t={g.end / 3600:.1f} h ({g.cause})"))
         elif target.kind in ("leaf", "spine", "core"):

@@ -50,7 +50,7 @@ HOUR = 3600.0
 
 
 @dataclass
-class _Gray:
+class GrayFault:
     """A gray fault on one chip of a server: a straggler, a degraded or a flapping link."""
 
     server: int
@@ -162,7 +162,7 @@ class Simulation:
         self.min_spares = len(self._spares)
 
         # gray faults and their effect on the job's view of the fabric
-        self._gray: dict[int, _Gray] = {}
+        self._gray: dict[int, GrayFault] = {}
         self._gray_seq = 0
         self._touched_slots: set[int] = set()
         self._slow: dict[int, float] = {}  # slot chip -> speed
@@ -451,6 +451,18 @@ class Simulation:
     def _slot_active(self, slot: int) -> bool:
         server = self.slot_server[slot] if 0 <= slot < self.slots else -1
         return server >= 0 and self.status[server] == ACTIVE
+
+    @property
+    def gray_faults(self) -> list[GrayFault]:
+        """Gray faults in force now (physical server and chip)."""
+        return list(self._gray.values())
+
+    def switch_health(self, kind: str, index: int) -> float | None:
+        """Health of a spine or core switch that is down or degraded now (None: healthy)."""
+        return self._switch_down.get((kind, index))
+
+    def switches_unhealthy(self, kind: str) -> bool:
+        return any(k == kind for k, _ in self._switch_down)
 
     def chip_counts(self) -> dict[str, int]:
         n, c = self._status_count, self.cpn
@@ -921,7 +933,7 @@ class Simulation:
         self.faults += 1
         token = self._gray_seq
         self._gray_seq += 1
-        self._gray[token] = _Gray(server, local, kind, factor, self.now + duration, cause)
+        self._gray[token] = GrayFault(server, local, kind, factor, self.now + duration, cause)
         slot = int(self.server_slot[server])
         self._emit("gray", f"{server_name(server)}.{local}", cause, kind=kind, factor=factor, until=self.now + duration)
         if slot >= 0:

@@ -138,8 +138,6 @@ class StepEstimate:
     breakdown: StepBreakdown
     factors: Factors
     memory: MemoryBreakdown
-    inside_s: float  # communication time inside servers (node efficiency)
-    across_s: float  # communication across servers (cluster efficiency, with bubble and stragglers)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -417,7 +415,5 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         breakdown=breakdown,
         factors=factors,
         memory=memory_per_chip(s, layout),
-        inside_s=inside,
-        across_s=across + bubble + straggler,
         notes=tuple(notes),
     )

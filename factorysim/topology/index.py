@@ -42,10 +42,6 @@ class GroupLinks:
     spans_leaf: bool
     spans_pod: bool
 
-    @property
-    def inside_server(self) -> bool:
-        return self.n_nodes <= 1
-
     def resized(self, size: int, n_nodes: int) -> GroupLinks:
         """The same links for a group of another size (a data-parallel group that lost replicas)."""
         return GroupLinks(size, max(1, n_nodes), self.n_local, self.local_bw, self.out_bw, self.spans_leaf, self.spans_pod)
@@ -109,10 +105,8 @@ class FabricIndex:
         uplinks: tuple[np.ndarray, np.ndarray, np.ndarray],
         corelinks: tuple[np.ndarray, np.ndarray, np.ndarray],
         cores: int,
-        graph: nx.Graph | None = None,
     ) -> None:
         self.plan = plan
-        self.graph = graph
         n = plan.chips
         self.chips_per_node = plan.chips_per_node
         self.server = np.arange(n, dtype=np.int64) // plan.chips_per_node
@@ -231,7 +225,6 @@ class FabricIndex:
             uplinks=(arr(ul, np.int64), arr(us, np.int64), arr(ub, float)),
             corelinks=(arr(cs, np.int64), arr(cc, np.int64), arr(cb, float)),
             cores=cores,
-            graph=graph,
         )
 
     # ------------------------------------------------------------ derived arrays

@@ -424,7 +424,7 @@ class FactorySimApp(App[None]):
         self._restarted()
         box = self.canvas.selected_box
         if box is not None and box.node:
-            self.inspector._mode = ("none", None)
+            self.inspector.forget()
             await self.inspector.show_box(box, self._props(box), self.sandbox.links_of(box.node))
 
     def _restarted(self) -> None:

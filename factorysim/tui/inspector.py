@@ -241,6 +241,10 @@ class Inspector(VerticalScroll):
         widgets.append(Label(hint, classes="hint"))
         await body.mount_all(widgets)
 
+    def forget(self) -> None:
+        """Rebuild the body on the next show (after an edit changed what it lists)."""
+        self._mode = ("none", None)
+
     def update_props(self, props: list[tuple[str, str]]) -> None:
         text = "\n".join(f"{k}: [b]{v}[/b]" for k, v in props)
         widget = self.query_one("#inspector-props", Static)
