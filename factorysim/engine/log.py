@@ -80,14 +80,14 @@ def read_log(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[str], d
     except (OSError, UnicodeDecodeError) as exc:
         raise bad(f"cannot read the log ({exc})") from None
     lines = text.splitlines()
-    if not lines:
-        raise bad("empty file: not a factorysim event log")
     records = []
     for number, line in enumerate(_nonblank(lines), start=1):
         try:
             records.append((line, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise bad(f"line {number} is not JSON ({exc.msg}); the log is corrupted or truncated") from None
+    if not records:
+        raise bad("empty file: not a factorysim event log")
     header = records[0][1]
     if not isinstance(header, dict) or header.get("kind") != "header":
         raise bad("the first line is not a factorysim log header")

@@ -79,6 +79,7 @@ class FactorySimApp(App[None]):
         ("q", "quit (twice if there are unsaved changes)"),
         ("ctrl+p", "command palette: every action by name"),
         ("arrows", "select the nearest box in that direction"),
+        ("page up / down", "pan the canvas (ctrl+page up / down: sideways); or drag empty space, or scroll"),
         ("shift+arrows", "nudge the selected box (its position is saved)"),
         ("enter", "zoom into the selection (cluster › pod › rack › server)"),
         ("backspace / escape", "zoom out"),
