@@ -192,6 +192,10 @@ class FactorySimApp(App[None]):
             self.load_view(keep_selection=True)
 
     def load_view(self, keep_selection: bool = False) -> None:
+        if self.view.level in ("rack", "server") and not self.sandbox.has_graph:
+            self.crumb.update(f"building the cluster graph ({self.sandbox.plan.chips:,} chips) …")
+            self._build_graph(keep_selection)
+            return
         width = self._layout_width = max(40, self.canvas.scrollable_content_region.width or 80)
         scene = self.sandbox.scene(self.view, width)
         crumbs = self.sandbox.hierarchy.breadcrumb(self.view)
@@ -199,6 +203,19 @@ class FactorySimApp(App[None]):
             " › ".join(f"[b]{v.key}[/b]" if v == self.view else v.key for v in crumbs) + f" — {scene.title}"
         )
         self.canvas.show(scene, keep_selection)
+
+    @work(thread=True, exclusive=True, group="graph")
+    def _build_graph(self, keep_selection: bool = False) -> None:
+        """The first rack or server view, or link list, needs the graph: a second or two at 100,000 chips."""
+        _ = self.sandbox.graph
+        self.call_from_thread(self._graph_ready, keep_selection)
+
+    def _graph_ready(self, keep_selection: bool) -> None:
+        self.load_view(keep_selection)
+        box = self.canvas.selected_box
+        if box is not None and box.node:
+            self.inspector.forget()
+            self.run_worker(self.inspector.show_box(box, self._props(box), self.sandbox.links_of(box.node)))
 
     def _values(self) -> dict[str, Any]:
         return {f.path: self.sandbox.value(f.path) for f in self.inspector.fields}
@@ -352,6 +369,10 @@ class FactorySimApp(App[None]):
         box = event.box
         if box is None:
             await self.inspector.show_scenario(self._values())
+            return
+        if box.node and not self.sandbox.has_graph:  # its links come once the graph is built
+            await self.inspector.show_box(box, self._props(box), [])
+            self._build_graph(keep_selection=True)
             return
         links = self.sandbox.links_of(box.node) if box.node else []
         await self.inspector.show_box(box, self._props(box), links)
