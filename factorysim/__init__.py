@@ -32,11 +32,14 @@ def load_scenario(path: str | os.PathLike[str] | None = None, overrides: Iterabl
     return scenario
 
 
-def check_scenario(scenario: Scenario) -> list[Problem]:
-    """Checks that need the physics or the graph: memory per chip, topology edits, scheduled fault targets."""
+def check_scenario(scenario: Scenario, edits_checked: bool = False) -> list[Problem]:
+    """Checks that need the physics or the graph: memory per chip, topology edits, scheduled fault targets.
+
+    `edits_checked`: the caller has already applied the topology edits to a graph (building one is slow).
+    """
     problems = feasibility_problems(scenario)
     try:
-        if scenario.topology.edits:
+        if scenario.topology.edits and not edits_checked:
             cluster_graph(scenario.cluster, scenario.topology.edits)
     except ScenarioError as exc:
         problems += exc.problems

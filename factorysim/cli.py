@@ -149,8 +149,8 @@ def _fail(message: str) -> int:
 
 def _scenario_or_challenge(args: argparse.Namespace):
     """The scenario named by SCENARIO or by --challenge NAME, with --set overrides."""
-    from . import load_scenario
-    from .challenge import load_challenge
+    from . import check_scenario, load_scenario
+    from .challenge import budget_problems, load_challenge
     from .scenario import Problem, ScenarioError, apply_overrides, scenario_data, validate_scenario
 
     name = getattr(args, "challenge", None)
@@ -164,7 +164,11 @@ def _scenario_or_challenge(args: argparse.Namespace):
     refusals = [p for o in args.overrides if (p := _refusal(base, o.split("=", 1)[0].strip()))]
     if refusals:
         raise ScenarioError(refusals, f"challenge {name}")
-    return validate_scenario(apply_overrides(scenario_data(base), args.overrides), f"challenge {name}")
+    scenario = validate_scenario(apply_overrides(scenario_data(base), args.overrides), f"challenge {name}")
+    problems = check_scenario(scenario) + budget_problems(scenario.challenge, scenario)
+    if problems:
+        raise ScenarioError(problems, f"challenge {name}")
+    return scenario
 
 
 def _refusal(scenario, path: str):
@@ -276,18 +280,11 @@ def _progress(label: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import check_scenario
     from .console import print_run_summary
     from .engine import Simulation, aggregate, run_seeds
     from .scenario import Problem, ScenarioError, parse_duration
 
     scenario = _scenario_or_challenge(args)
-    if args.challenge:
-        from .challenge import budget_problems
-
-        problems = check_scenario(scenario) + budget_problems(scenario.challenge, scenario)
-        if problems:
-            raise ScenarioError(problems, f"challenge {args.challenge}")
     try:
         default = scenario.challenge.within if args.challenge else scenario.run.duration
         duration = parse_duration(args.duration) if args.duration else default

@@ -64,16 +64,23 @@ class Sandbox:
 
     # ------------------------------------------------------------ building
 
-    def _set(self, scenario: Scenario) -> None:
+    def _same_fabric(self, scenario: Scenario) -> bool:
+        old = getattr(self, "scenario", None)
+        return old is not None and old.cluster == scenario.cluster and old.topology == scenario.topology
+
+    def _set(self, scenario: Scenario, graph: nx.Graph | None = None) -> None:
+        """Take a validated scenario. `graph`: its cluster graph with the edits applied, if already built."""
+        if graph is None and self._same_fabric(scenario):
+            self.scenario = scenario  # the same cluster: keep the graph and the index (reset clears health)
+            self.reset()
+            return
         self.scenario = scenario
         self.plan = plan_clos(scenario.cluster)
         self.hierarchy = Hierarchy(self.plan)
-        self._graph: nx.Graph | None = None
-        if scenario.topology.edits:
+        self._graph = graph
+        if graph is None and scenario.topology.edits:
             self._graph = cluster_graph(scenario.cluster, scenario.topology.edits)
-            self.index = FabricIndex.from_graph(self._graph)
-        else:
-            self.index = FabricIndex.from_plan(scenario.cluster)
+        self.index = FabricIndex.from_graph(self._graph) if self._graph is not None else FabricIndex.from_plan(scenario.cluster)
         self.reset()
 
     @property
@@ -98,6 +105,7 @@ class Sandbox:
         if self.replayer is not None:
             self.sim = self.replayer.seek(0.0) if self.replayer.sim.now > 0 else self.replayer.sim
         else:
+            self.index.clear_health()  # the last run's faults wrote their health into the index
             self.sim = Simulation(self.scenario, seed=self.seed, index=self.index, record=True)
         if self._relay not in self.sim.listeners:
             self.sim.listeners.append(self._relay)
@@ -140,17 +148,17 @@ class Sandbox:
         reason = edit_refusal(self.challenge, path) if self.challenge is not None else None
         return EditResult(False, (Problem(path, reason),)) if reason else None
 
-    def _try(self, data: dict[str, Any]) -> EditResult:
+    def _try(self, data: dict[str, Any], graph: nx.Graph | None = None) -> EditResult:
         try:
             candidate = validate_scenario(data)
         except ScenarioError as exc:
             return EditResult(False, tuple(exc.problems))
-        problems = check_scenario(candidate)
+        problems = check_scenario(candidate, edits_checked=graph is not None or self._same_fabric(candidate))
         if candidate.challenge is not None:
             problems += budget_problems(candidate.challenge, candidate)
         if problems:
             return EditResult(False, tuple(problems))
-        self._set(candidate)
+        self._set(candidate, graph)
         self.dirty = True
         self._relay({"t": 0.0, "kind": "edit", "target": "scenario", "effect": {"restart": True}})
         return EditResult(True)
@@ -183,13 +191,14 @@ class Sandbox:
     def _edit_topology(self, edit: TopologyEdit) -> EditResult:
         if (refused := self._refused("topology")) is not None:
             return refused
+        graph = self.graph.copy()
         try:
-            apply_edit(self.graph.copy(), self.scenario.cluster, edit, "link")
+            apply_edit(graph, self.scenario.cluster, edit, "link")
         except ScenarioError as exc:
             return EditResult(False, tuple(exc.problems))
         data = scenario_data(self.scenario)
         data.setdefault("topology", {}).setdefault("edits", []).append(edit.model_dump(exclude_none=True))
-        return self._try(data)
+        return self._try(data, graph)
 
     def add_link(self, a: str, b: str, gbps: float | None = None) -> EditResult:
         return self._edit_topology(TopologyEdit(op="add", a=a, b=b, gbps=gbps))

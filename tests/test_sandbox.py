@@ -121,3 +121,24 @@ def test_display_states_follow_the_run():
     assert sb.server_state(5) == "failed"
     pod = sb.scene(View("pod", 0)).box("rack1")
     assert sb.box_state(pod) == "failed"
+
+
+def test_reset_starts_a_clean_run_without_the_last_runs_faults():
+    sb = oversubscribed()
+    fresh = sb.sim.tokens_per_s
+    sb.inject(Fault("spine0", "fail"))
+    sb.inject(Fault("n3.1", "degrade", 0.05, 7200))
+    assert sb.sim.tokens_per_s < fresh
+    sb.reset()
+    assert sb.sim.tokens_per_s == pytest.approx(fresh)
+    assert sb.index.spine_health.min() == 1.0 and sb.index.nic_health.min() == 1.0
+
+
+def test_an_edit_that_leaves_the_cluster_alone_keeps_its_graph():
+    sb = oversubscribed()
+    assert sb.remove_link("leaf0", "spine0").ok
+    graph = sb.graph
+    assert sb.edit("workload.precision", "fp8").ok
+    assert sb.graph is graph and not sb.graph.has_edge("leaf0", "spine0")
+    assert sb.edit("cluster.fabric.oversubscription", 1.0).ok
+    assert sb.graph is not graph

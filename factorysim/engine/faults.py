@@ -77,10 +77,6 @@ class FaultProcess:
         self.total = float(self.intensity.sum())
         self.seed = seed
 
-    def expected(self, seconds: float) -> dict[str, float]:
-        """Expected arrivals per class over a span of time."""
-        return {c.name: float(i * seconds) for c, i in zip(self.classes, self.intensity)}
-
     def chunk(self, k: int) -> list[tuple[float, int, int]]:
         """Arrivals in [k·CHUNK, (k+1)·CHUNK): (time, class index, unit index), sorted by time."""
         if self.total <= 0:

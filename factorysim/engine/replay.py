@@ -50,7 +50,6 @@ class Replayer:
         self.recorded_fingerprint = closing.get("fingerprint", "")
         self.injections = injections(self.lines)
         self.metrics = metrics
-        self.rebuilds = 0
         self.sim = self._fresh()
 
     def _fresh(self) -> Simulation:
@@ -62,7 +61,6 @@ class Replayer:
         t = min(max(0.0, t), self.end)
         if t < self.sim.now:
             self.sim = self._fresh()
-            self.rebuilds += 1
         while self._next < len(self.injections) and self.injections[self._next][0] <= t:
             when, fault = self.injections[self._next]
             self.sim.run_until(when)

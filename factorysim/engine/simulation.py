@@ -81,7 +81,6 @@ class Snapshot:
     interruptions: int
     isolations: int
     policy: str
-    next_event: float | None
 
 
 class Simulation:
@@ -511,7 +510,6 @@ class Simulation:
             interruptions=sum(self.interruptions.values()),
             isolations=self.isolations,
             policy=self.policy,
-            next_event=self.next_event_time,
         )
 
     def _state_name(self) -> str:

@@ -22,7 +22,6 @@ def step_links(index: FabricIndex, layout: ParallelLayout, placement: np.ndarray
         dp=index.group_links(layout, "dp", placement),
         pp=index.group_links(layout, "pp", placement),
         ep=index.group_links(layout, "ep", placement),
-        slowest_speed=index.slowest_speed(layout, placement),
     )
 
 

@@ -121,7 +121,7 @@ class StepLinks:
     dp: GroupLinks
     pp: GroupLinks
     ep: GroupLinks
-    slowest_speed: float = 1.0
+    slowest_speed: float = 1.0  # the slowest chip's compute speed (a straggler < 1); set by the engine
 
 
 @dataclass(frozen=True)

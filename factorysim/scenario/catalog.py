@@ -144,13 +144,6 @@ class ModelSpec(_Spec):
     def total_params(self) -> int:
         return self.layers * self.layer_params() + self.embedding_params()
 
-    def matmul_params(self) -> int:
-        """Parameters that take part in a matrix multiply per token: active layers plus the output layer.
-
-        6 x this is the model-FLOPs term; for tied embeddings it equals 6N (PaLM appendix B).
-        """
-        return self.layers * self.layer_params(active=True) + self.vocab * self.hidden
-
 
 FaultUnit = Literal["gpu", "host", "gpu_port", "leaf", "spine", "core", "job"]
 FaultClassKind = Literal["fail-stop", "crash", "planned", "straggler", "degrade", "flapping"]

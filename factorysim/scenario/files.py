@@ -179,7 +179,7 @@ def load_scenario_file(
 ) -> Scenario:
     """Load and validate a scenario file (None = the embedded default) with `key.path=value` overrides."""
     if path is None:
-        source = f"<default scenario>"
+        source = "<default scenario>"
         data = parse_toml(default_scenario_text(), source)
     else:
         source = str(path)

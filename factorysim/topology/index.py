@@ -121,7 +121,6 @@ class FabricIndex:
         self.spine_health = np.ones(len(spine_pod))
         self.core_health = np.ones(max(cores, 0))
         self.uplink_health = np.ones(len(self.up_bw))
-        self.speed = np.ones(n)  # compute speed of each chip (stragglers < 1); set by the engine
         self.version = 0
         self.leaf_touched = np.zeros(plan.leaves + 1, dtype=np.int64)  # last version that changed a leaf's chips
         self._shapes: dict[tuple, _GroupShape] = {}
@@ -235,7 +234,6 @@ class FabricIndex:
         self._leaf_chips = _Members(np.where(self.leaf >= 0, self.leaf, self.plan.leaves), self.plan.leaves + 1)
         self._leaf_uplinks = _Members(self.up_leaf, self.plan.leaves)
         self._spine_uplinks = _Members(self.up_spine, len(self.spine_pod))
-        self._spine_corelinks = _Members(self.core_spine, len(self.spine_pod))
         self._core_corelinks = _Members(self.core_core, len(self.core_health))
         self._pod_uplinks = _Members(self.spine_pod[self.up_spine] if len(self.up_spine) else self.up_spine, pods)
         self._pod_corelinks = _Members(self.spine_pod[self.core_spine] if len(self.core_spine) else self.core_spine, pods)
@@ -340,9 +338,11 @@ class FabricIndex:
         if self.plan.tiers == 3 and len(pods):
             self.leaf_touched[:-1][np.isin(self.leaf_pod, pods)] = self.version
 
-    def set_speed(self, chip: int, speed: float) -> None:
-        """Compute speed does not change any link; the step physics reads it through slowest_speed."""
-        self.speed[chip] = speed
+    def clear_health(self) -> None:
+        """Every link and switch healthy again (a new run on the same cluster)."""
+        for kind in self.HEALTH_KINDS:
+            self.health_of(kind)[:] = 1.0
+        self.recompute()
 
     # ------------------------------------------------------------ queries
 
@@ -427,8 +427,3 @@ class FabricIndex:
             if g.any_pod:
                 out = np.where(g.spans_pod, out * self.pod_ratio[g.pod], out)
             g.out_min[buckets] = np.minimum.reduceat(out, firsts)
-
-    def slowest_speed(self, layout: ParallelLayout, placement: np.ndarray | None = None) -> float:
-        """Compute speed of the slowest chip in the job (synchronous training waits for it)."""
-        chips = slice(0, layout.chips) if placement is None else placement
-        return float(self.speed[chips].min())

@@ -23,7 +23,7 @@ from ..engine import Fault, SimClock, Snapshot
 from ..engine.faults import parse_target
 from ..sandbox import Sandbox
 from ..scenario import Scenario, ScenarioError
-from ..topology.layout import Box, View
+from ..topology.layout import Box
 from .canvas import TopologyCanvas
 from .dashboard import Dashboard, clock_text
 from .inspector import Inspector
