@@ -1,6 +1,6 @@
 """Regenerate assets/sandbox.svg, the screenshot in README.md (the app's own SVG export).
 
-    python assets/screenshot.py
+python assets/screenshot.py
 """
 
 from __future__ import annotations

@@ -59,7 +59,9 @@ def main() -> None:
         return estimate_step(s, layout, step_links(index, layout))
 
     med, times = median_time(one_estimate, repeat=21)
-    print(f"one estimate with the cluster built: median {med * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (target <= 50 ms)")
+    print(
+        f"one estimate with the cluster built: median {med * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (target <= 50 ms)"
+    )
 
     def cli():
         subprocess.run([sys.executable, "-m", "factorysim", "estimate", str(BIG)], check=True, capture_output=True)

@@ -42,8 +42,10 @@ def main(quick: bool) -> None:
         sim.run_until(30 * DAY)
         times.append(time.perf_counter() - t)
     s = sim.summary()
-    print(f"100K chips, 30 days: median {statistics.median(times):.2f} s of engine time over 3 runs "
-          f"({s.events:,} events, {s.faults:,} faults, {s.interruptions['total']:,} interruptions) (target <= 1 s)")
+    print(
+        f"100K chips, 30 days: median {statistics.median(times):.2f} s of engine time over 3 runs "
+        f"({s.events:,} events, {s.faults:,} faults, {s.interruptions['total']:,} interruptions) (target <= 1 s)"
+    )
     peak = child_peak_mb(
         "from factorysim import Simulation, load_scenario\n"
         f"sim = Simulation(load_scenario({str(BIG)!r}))\n"
@@ -58,7 +60,9 @@ def main(quick: bool) -> None:
     rows = []
     for day in marks:
         sim.run_until(day * DAY)
-        rows.append(f"day {day}: {time.perf_counter() - t0:.1f} s, RSS {rss_mb():.0f} MB, {len(sim.series)} series rows")
+        rows.append(
+            f"day {day}: {time.perf_counter() - t0:.1f} s, RSS {rss_mb():.0f} MB, {len(sim.series)} series rows"
+        )
     print("100K chips, one year: " + "; ".join(rows) + " (target <= 10 s, memory flat)")
 
     seeds = 100 if quick else 1000
@@ -67,8 +71,10 @@ def main(quick: bool) -> None:
     runs = run_seeds(ten_k, list(range(seeds)), 30 * DAY)
     elapsed = time.perf_counter() - t
     ettr = [r.ettr for r in runs]
-    print(f"10K cards, {seeds} seeds x 30 days: {elapsed:.1f} s on {os.cpu_count()} cores "
-          f"(mean ETTR {statistics.mean(ettr):.4f} ± {statistics.stdev(ettr):.4f}) (target <= 60 s for 1,000)")
+    print(
+        f"10K cards, {seeds} seeds x 30 days: {elapsed:.1f} s on {os.cpu_count()} cores "
+        f"(mean ETTR {statistics.mean(ettr):.4f} ± {statistics.stdev(ettr):.4f}) (target <= 60 s for 1,000)"
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ async def in_process() -> None:
         await asyncio.sleep(10.0)
         frames = app.frames - frames
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"running at a day per second: {frames / wall:.1f} refreshes/s, the process used "
-              f"{cpu / wall:.2f} of a core on average over {wall:.0f} s "
-              f"(sim at day {app.sandbox.sim.now / 86400:.1f}) (target >= 10/s, < 0.5 core)")
+        print(
+            f"running at a day per second: {frames / wall:.1f} refreshes/s, the process used "
+            f"{cpu / wall:.2f} of a core on average over {wall:.0f} s "
+            f"(sim at day {app.sandbox.sim.now / 86400:.1f}) (target >= 10/s, < 0.5 core)"
+        )
 
         keys = []
         for _ in range(21):
@@ -47,8 +49,10 @@ async def in_process() -> None:
             while app.clock.paused == paused:
                 await asyncio.sleep(0.001)
             keys.append(time.perf_counter() - t)
-        print(f"in process, while running: a key (space) is handled in median {statistics.median(keys) * 1000:.0f} ms, "
-              f"max {max(keys) * 1000:.0f} ms (handling only; see the real-terminal figures for key-to-screen)")
+        print(
+            f"in process, while running: a key (space) is handled in median {statistics.median(keys) * 1000:.0f} ms, "
+            f"max {max(keys) * 1000:.0f} ms (handling only; see the real-terminal figures for key-to-screen)"
+        )
     _ = TopologyCanvas
 
 
@@ -95,10 +99,12 @@ def real_terminal_input() -> None:
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     if keys and clicks:
-        print(f"real terminal, running at a day per second: key (space) to screen median "
-              f"{statistics.median(keys) * 1000:.0f} ms ({len(keys)} presses); click (select) to screen median "
-              f"{statistics.median(clicks) * 1000:.0f} ms ({len(clicks)} clicks) (target <= 100 ms; includes tmux "
-              f"capture polling every 5 ms)")
+        print(
+            f"real terminal, running at a day per second: key (space) to screen median "
+            f"{statistics.median(keys) * 1000:.0f} ms ({len(keys)} presses); click (select) to screen median "
+            f"{statistics.median(clicks) * 1000:.0f} ms ({len(clicks)} clicks) (target <= 100 ms; includes tmux "
+            f"capture polling every 5 ms)"
+        )
 
 
 def first_frame() -> None:
@@ -113,15 +119,19 @@ def first_frame() -> None:
         subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd], check=True)
         try:
             while time.perf_counter() - t < 20:
-                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+                screen = subprocess.run(
+                    ["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True
+                ).stdout
                 if "peak BF16" in screen and "pod 0" in screen:
                     times.append(time.perf_counter() - t)
                     break
                 time.sleep(0.02)
         finally:
             subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
-    print(f"first frame in a real terminal (tmux 120x40, process start to the cluster and the waterfall on screen): "
-          f"median {statistics.median(times):.2f} s of {len(times)} (target <= 1.5 s)")
+    print(
+        f"first frame in a real terminal (tmux 120x40, process start to the cluster and the waterfall on screen): "
+        f"median {statistics.median(times):.2f} s of {len(times)} (target <= 1.5 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """factorysim: a sandbox for AI-training clusters.
 
-    from factorysim import load_scenario, estimate
-    scenario = load_scenario("scenarios/llama3-70b-1k-h100.toml", overrides=["parallelism.dp=32"])
-    step = estimate(scenario)
-    print(step.mfu, step.factors)
+from factorysim import load_scenario, estimate
+scenario = load_scenario("scenarios/llama3-70b-1k-h100.toml", overrides=["parallelism.dp=32"])
+step = estimate(scenario)
+print(step.mfu, step.factors)
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from ._version import __version__
 from .engine import Fault, SimClock, Simulation
@@ -17,7 +17,6 @@ from .perf import StepEstimate, estimate, feasibility_problems
 from .scenario import Problem, Scenario, ScenarioError, load_scenario_file
 from .topology import plan_clos
 from .topology.edits import cluster_graph
-
 
 
 def load_scenario(path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> Scenario:
@@ -53,6 +52,15 @@ def check_scenario(scenario: Scenario, edits_checked: bool = False) -> list[Prob
 
 
 __all__ = [
-    "Fault", "Problem", "Scenario", "check_scenario", "ScenarioError", "SimClock", "Simulation", "StepEstimate", "estimate", "load_scenario",
+    "Fault",
+    "Problem",
+    "Scenario",
+    "ScenarioError",
+    "SimClock",
+    "Simulation",
+    "StepEstimate",
     "__version__",
+    "check_scenario",
+    "estimate",
+    "load_scenario",
 ]  # fmt: skip

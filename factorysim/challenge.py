@@ -126,7 +126,11 @@ def _days(seconds: float) -> str:
 
 def _files() -> dict[str, Any]:
     folder = resources.files("factorysim.scenario").joinpath("data", "challenges")
-    return {f.name.removesuffix(".toml"): f for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".toml")}
+    return {
+        f.name.removesuffix(".toml"): f
+        for f in sorted(folder.iterdir(), key=lambda f: f.name)
+        if f.name.endswith(".toml")
+    }
 
 
 def list_challenges() -> list[tuple[str, Scenario]]:
@@ -145,4 +149,3 @@ def load_challenge(name: str) -> Scenario:
     if scenario.challenge is None:
         raise ScenarioError([Problem("challenge", "this file has no [challenge] table")], f"challenge {name}")
     return scenario
-

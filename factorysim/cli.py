@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ._version import __version__
 
@@ -48,7 +48,9 @@ def _scenario_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     if required:
         p.add_argument("scenario", metavar="SCENARIO", help="scenario file (TOML)")
     else:
-        p.add_argument("scenario", metavar="SCENARIO", nargs="?", help="scenario file (TOML); default: the built-in starter")
+        p.add_argument(
+            "scenario", metavar="SCENARIO", nargs="?", help="scenario file (TOML); default: the built-in starter"
+        )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -70,20 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"factorysim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("play", help="open the sandbox (the default command)",
-                       description="Open the terminal sandbox on a scenario: the cluster on a canvas you can "
-                       "zoom, drag and link, the factory's output live, faults on demand. Press ? inside for keys.")  # fmt: skip
+    p = sub.add_parser(
+        "play",
+        help="open the sandbox (the default command)",
+        description="Open the terminal sandbox on a scenario: the cluster on a canvas you can "
+        "zoom, drag and link, the factory's output live, faults on demand. Press ? inside for keys.",
+    )
     _scenario_args(p)
     p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
-    p.add_argument("--speed", metavar="TIME", default="1h", help='sim time per real second to start with (default "1h")')
+    p.add_argument(
+        "--speed", metavar="TIME", default="1h", help='sim time per real second to start with (default "1h")'
+    )
     p.add_argument("--paused", action="store_true", help="start paused")
     p.add_argument("--challenge", metavar="NAME", help="play a built-in challenge (see `factorysim challenges`)")
     p.add_argument("--replay", metavar="LOG", help="watch a recorded run (factorysim run --record) with a time slider")
 
-    p = sub.add_parser("estimate", help="step time, MFU and the factors of one training step",
-                       description="Estimate one training step: step time and where it goes, tokens/s, MFU (model "
-                       "FLOPs) and HFU (with recompute) against dense BF16 peak, memory per chip, and the factors "
-                       "as a waterfall from peak to delivered.")  # fmt: skip
+    p = sub.add_parser(
+        "estimate",
+        help="step time, MFU and the factors of one training step",
+        description="Estimate one training step: step time and where it goes, tokens/s, MFU (model "
+        "FLOPs) and HFU (with recompute) against dense BF16 peak, memory per chip, and the factors "
+        "as a waterfall from peak to delivered.",
+    )
     _scenario_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
@@ -95,39 +105,63 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="compare the step model with published training runs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = sub.add_parser("run", help="run a scenario through time: faults, recovery, stability, ETTR",
-                       description="Simulate the scenario over sim time with faults drawn from the catalog's rates "
-                       "(override them in [reliability.rates]), the recovery policy, checkpoints and spares; print "
-                       "ETTR, stability, interruptions by cause and lost chip-hours.")  # fmt: skip
+    p = sub.add_parser(
+        "run",
+        help="run a scenario through time: faults, recovery, stability, ETTR",
+        description="Simulate the scenario over sim time with faults drawn from the catalog's rates "
+        "(override them in [reliability.rates]), the recovery policy, checkpoints and spares; print "
+        "ETTR, stability, interruptions by cause and lost chip-hours.",
+    )
     _scenario_args(p)
-    p.add_argument("--duration", metavar="TIME", help='sim time to run, e.g. "30d" (default: the scenario\'s run.duration)')
+    p.add_argument(
+        "--duration", metavar="TIME", help='sim time to run, e.g. "30d" (default: the scenario\'s run.duration)'
+    )
     p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
-    p.add_argument("--seeds", type=int, metavar="K", default=1, help="run K seeds (N, N+1, ...) and report means and spreads")
+    p.add_argument(
+        "--seeds", type=int, metavar="K", default=1, help="run K seeds (N, N+1, ...) and report means and spreads"
+    )
     p.add_argument("--record", metavar="FILE", help="write the event log (JSON lines) for `factorysim replay`")
-    p.add_argument("--challenge", metavar="NAME", help="run a built-in challenge (with your --set moves) and say if it is won")
+    p.add_argument(
+        "--challenge", metavar="NAME", help="run a built-in challenge (with your --set moves) and say if it is won"
+    )
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with charts")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    p = sub.add_parser("compare", help="two scenarios side by side: step physics and a run on the same seed",
-                       description="Estimate and run two scenarios on the same seed and show them side by side "
-                       "(step time, MFU, the five factors, ETTR, tokens, interruptions, lost chip-hours).")  # fmt: skip
+    p = sub.add_parser(
+        "compare",
+        help="two scenarios side by side: step physics and a run on the same seed",
+        description="Estimate and run two scenarios on the same seed and show them side by side "
+        "(step time, MFU, the five factors, ETTR, tokens, interruptions, lost chip-hours).",
+    )
     p.add_argument("first", metavar="A", help="scenario file")
     p.add_argument("second", metavar="B", help="scenario file")
-    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                   help="override a key in both scenarios (repeatable)")  # fmt: skip
-    p.add_argument("--duration", metavar="TIME", help='sim time to run each (default: A\'s run.duration)')
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a key in both scenarios (repeatable)",
+    )
+    p.add_argument("--duration", metavar="TIME", help="sim time to run each (default: A's run.duration)")
     p.add_argument("--seed", type=int, metavar="N", help="random seed for both (default: A's run.seed)")
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with charts")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    sub.add_parser("challenges", help="list the built-in challenges",
-                   description="Challenges are scenarios with an objective and the keys you may change. "
-                   "Play one with `factorysim play --challenge NAME`; check a setup headless with "
-                   "`factorysim run --challenge NAME --set key=value`.")  # fmt: skip
+    sub.add_parser(
+        "challenges",
+        help="list the built-in challenges",
+        description="Challenges are scenarios with an objective and the keys you may change. "
+        "Play one with `factorysim play --challenge NAME`; check a setup headless with "
+        "`factorysim run --challenge NAME --set key=value`.",
+    )
 
-    p = sub.add_parser("replay", help="re-simulate a recorded run and check it is identical",
-                       description="Re-run a recorded event log from its header (scenario, seed) and injected "
-                       "faults, and compare every event and the final fingerprint.")  # fmt: skip
+    p = sub.add_parser(
+        "replay",
+        help="re-simulate a recorded run and check it is identical",
+        description="Re-run a recorded event log from its header (scenario, seed) and injected "
+        "faults, and compare every event and the final fingerprint.",
+    )
     p.add_argument("log", metavar="LOG", help="event log written by `factorysim run --record`")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -187,7 +221,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     sandbox = None
     if args.replay:
         if args.scenario or args.challenge or args.overrides:
-            raise ScenarioError([Problem("--replay", "a recording brings its own scenario: no SCENARIO, --set or --challenge")])
+            raise ScenarioError(
+                [Problem("--replay", "a recording brings its own scenario: no SCENARIO, --set or --challenge")]
+            )
         sandbox = Sandbox.from_log(args.replay)
         scenario = sandbox.scenario
     else:
@@ -201,8 +237,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     from .tui import FactorySimApp
 
     clock = SimClock(speed=speed, paused=args.paused, frame_interval=1 / 12)
-    app = FactorySimApp(scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed,
-                        sandbox=sandbox)  # fmt: skip
+    app = FactorySimApp(
+        scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed, sandbox=sandbox
+    )
     app.run()
     return 0
 
@@ -246,10 +283,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     results = run_calibration()
     if args.json:
         rows = [
-            {"case": r.case.name, "measured": r.case.measured, "modelled": r.modelled, "error": r.error,
-             "unit": r.case.unit, "convention": r.case.convention, "source": r.case.source, "assumed": r.case.assumed}
+            {
+                "case": r.case.name,
+                "measured": r.case.measured,
+                "modelled": r.modelled,
+                "error": r.error,
+                "unit": r.case.unit,
+                "convention": r.case.convention,
+                "source": r.case.source,
+                "assumed": r.case.assumed,
+            }
             for r in results
-        ]  # fmt: skip
+        ]
         print(json.dumps(rows, indent=2))
     else:
         console = _console()
@@ -258,14 +303,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             "The step model against published training runs",
             ["case", "measured", "modelled", "error", "unit", "FLOPs counted"],
             [
-                (r.case.name, f"{r.case.measured:g}", f"{r.modelled:.3g}", f"{r.error * 100:+.1f} %", r.case.unit,
-                 "with recompute" if r.case.convention == "hardware" else "model only")
+                (
+                    r.case.name,
+                    f"{r.case.measured:g}",
+                    f"{r.modelled:.3g}",
+                    f"{r.error * 100:+.1f} %",
+                    r.case.unit,
+                    "with recompute" if r.case.convention == "hardware" else "model only",
+                )
                 for r in results
-            ],  # fmt: skip
+            ],
         )
         worst = max(abs(r.error) for r in results)
         verdict = "all within" if worst <= TOLERANCE else "NOT all within"
-        console.print(f"\n{verdict} ±{TOLERANCE * 100:.0f} % (worst {worst * 100:.1f} %). Sources and assumptions: --json")
+        console.print(
+            f"\n{verdict} ±{TOLERANCE * 100:.0f} % (worst {worst * 100:.1f} %). Sources and assumptions: --json"
+        )
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -275,8 +328,16 @@ def _progress(label: str):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
-    return Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)  # fmt: skip
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -325,8 +386,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .challenge import status
 
         verdict = status(scenario.challenge, sim)
-        summary["challenge"] = {"state": verdict.state, "score": verdict.score, "detail": verdict.detail,
-                                "reason": verdict.reason}  # fmt: skip
+        summary["challenge"] = {
+            "state": verdict.state,
+            "score": verdict.score,
+            "detail": verdict.detail,
+            "reason": verdict.reason,
+        }
     if args.json:
         print(json.dumps({"scenario": scenario.name, **summary}, indent=2))
     else:
@@ -336,8 +401,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.report:
             print(f"\nreport written to {args.report}")
         if verdict is not None:
-            print(f"\nchallenge {args.challenge}: {verdict.state.upper()} (score {verdict.score}): "
-                  f"{verdict.reason or verdict.detail}")
+            print(
+                f"\nchallenge {args.challenge}: {verdict.state.upper()} (score {verdict.score}): "
+                f"{verdict.reason or verdict.detail}"
+            )
     return 0
 
 
@@ -375,9 +442,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ra, rb = results
     rows = compare_rows(ra, rb)
     if args.json:
-        print(json.dumps({"a": ra.scenario.name, "b": rb.scenario.name, "seed": seed, "duration_s": duration,
-                          "rows": [dict(zip(("what", "a", "b", "change"), r)) for r in rows],
-                          "summaries": {"a": ra.summary, "b": rb.summary}}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "a": ra.scenario.name,
+                    "b": rb.scenario.name,
+                    "seed": seed,
+                    "duration_s": duration,
+                    "rows": [dict(zip(("what", "a", "b", "change"), r, strict=True)) for r in rows],
+                    "summaries": {"a": ra.summary, "b": rb.summary},
+                },
+                indent=2,
+            )
+        )
     else:
         print_rows(_console(), f"{a.name} vs {b.name} (seed {seed})", ["", a.name, b.name, "change"], rows)
     if args.report:
@@ -392,9 +469,13 @@ def cmd_challenges(args: argparse.Namespace) -> int:
     from .console import print_rows
 
     console = _console()
-    rows = [(name, s.challenge.level, s.challenge.title, f"{s.cluster.total_chips:,}", s.challenge.goal)
-            for name, s in list_challenges()]  # fmt: skip
-    print_rows(console, "Challenges (factorysim play --challenge NAME)", ["name", "level", "title", "chips", "goal"], rows)
+    rows = [
+        (name, s.challenge.level, s.challenge.title, f"{s.cluster.total_chips:,}", s.challenge.goal)
+        for name, s in list_challenges()
+    ]
+    print_rows(
+        console, "Challenges (factorysim play --challenge NAME)", ["name", "level", "title", "chips", "goal"], rows
+    )
     console.print()
     for name, s in list_challenges():
         console.print(f"[b]{name}[/b]: {s.challenge.brief}")
@@ -407,13 +488,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = replay(args.log)
     if args.json:
-        print(json.dumps({"identical": result.identical, "events": result.events, "fingerprint": result.fingerprint,
-                          "recorded_fingerprint": result.recorded_fingerprint, "divergence": result.divergence}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "identical": result.identical,
+                    "events": result.events,
+                    "fingerprint": result.fingerprint,
+                    "recorded_fingerprint": result.recorded_fingerprint,
+                    "divergence": result.divergence,
+                },
+                indent=2,
+            )
+        )
     elif result.identical:
         print(f"identical: {result.events} events replayed, fingerprint {result.fingerprint}")
     else:
         print(f"DIFFERENT: {result.divergence or 'the fingerprints differ'}", file=sys.stderr)
-        print(f"  recorded fingerprint {result.recorded_fingerprint}\n  replayed fingerprint {result.fingerprint}", file=sys.stderr)
+        print(
+            f"  recorded fingerprint {result.recorded_fingerprint}\n  replayed fingerprint {result.fingerprint}",
+            file=sys.stderr,
+        )
     return 0 if result.identical else 1
 
 
@@ -426,24 +520,60 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(json.dumps(cat.model_dump(mode="json"), indent=2))
         return 0
     console = _console()
-    print_rows(console, "Chips", ["name", "BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "TB/s", "scale-up"],
-               [(n, f"{c.bf16_peak_flops / 1e12:g}" + ("*" if c.bf16_tflops is None else ""),
-                 f"{c.fp8_tflops:g}" if c.fp8_tflops else "-", f"{c.memory_gb:g}", f"{c.hbm_tb_s:g}", c.scale_up or "-")
-                for n, c in cat.chips.items()])  # fmt: skip
+    print_rows(
+        console,
+        "Chips",
+        ["name", "BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "TB/s", "scale-up"],
+        [
+            (
+                n,
+                f"{c.bf16_peak_flops / 1e12:g}" + ("*" if c.bf16_tflops is None else ""),
+                f"{c.fp8_tflops:g}" if c.fp8_tflops else "-",
+                f"{c.memory_gb:g}",
+                f"{c.hbm_tb_s:g}",
+                c.scale_up or "-",
+            )
+            for n, c in cat.chips.items()
+        ],
+    )
     console.print("  * derived, see `factorysim catalog --json` for sources and assumptions\n")
-    print_rows(console, "Scale-up links", ["name", "GB/s per direction", "domain"],
-               [(n, f"{x.gb_s_per_dir:g}", x.domain) for n, x in cat.links.items()])  # fmt: skip
+    print_rows(
+        console,
+        "Scale-up links",
+        ["name", "GB/s per direction", "domain"],
+        [(n, f"{x.gb_s_per_dir:g}", x.domain) for n, x in cat.links.items()],
+    )
     console.print()
-    print_rows(console, "Fabrics", ["name", "Gb/s per port", "switch radix"],
-               [(n, f"{x.port_gbps:g}", x.switch_radix) for n, x in cat.fabrics.items()])  # fmt: skip
+    print_rows(
+        console,
+        "Fabrics",
+        ["name", "Gb/s per port", "switch radix"],
+        [(n, f"{x.port_gbps:g}", x.switch_radix) for n, x in cat.fabrics.items()],
+    )
     console.print()
-    print_rows(console, "Models", ["name", "params (B)", "layers", "hidden", "experts"],
-               [(n, f"{x.total_params() / 1e9:.1f}", x.layers, x.hidden, x.experts) for n, x in cat.models.items()])  # fmt: skip
+    print_rows(
+        console,
+        "Models",
+        ["name", "params (B)", "layers", "hidden", "experts"],
+        [(n, f"{x.total_params() / 1e9:.1f}", x.layers, x.hidden, x.experts) for n, x in cat.models.items()],
+    )
     console.print()
-    print_rows(console, "Fault classes (override with [reliability.rates] and [reliability.repair])",
-               ["name", "per", "kind", "rate per unit-hour", "back after", "source"],
-               [(n, f.unit, f.kind, f"{f.rate:.3g}", human_duration(f.repair) if f.repair else "-",
-                 f.source[:48] + ("…" if len(f.source) > 48 else "")) for n, f in cat.fault_classes.items()])  # fmt: skip
+    print_rows(
+        console,
+        "Fault classes (override with [reliability.rates] and [reliability.repair])",
+        ["name", "per", "kind", "rate per unit-hour", "back after", "source"],
+        [
+            (
+                n,
+                f.unit,
+                f.kind,
+                f"{f.rate:.3g}",
+                human_duration(f.repair) if f.repair else "-",
+                f.source[:48] + ("…" if len(f.source) > 48 else ""),
+            )
+            for n, f in cat.fault_classes.items()
+        ],
+    )
     return 0
 
 

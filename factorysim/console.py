@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -121,7 +121,9 @@ def print_estimate(console: Console, s: Scenario, e: StepEstimate) -> None:
     if target:
         from .scenario.units import human_duration
 
-        console.print(f"  {target:.3g} target tokens in {human_duration(target / e.tokens_per_s)} at this rate with no faults")
+        console.print(
+            f"  {target:.3g} target tokens in {human_duration(target / e.tokens_per_s)} at this rate with no faults"
+        )
     for note in e.notes:
         console.print(Text(f"  note: {note}", style="yellow"))
     console.print()
@@ -168,7 +170,9 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
     print_rows(console, f"Job interruptions: {total:g}" + (" per run" if runs > 1 else ""), ["cause", "count"], rows)
     if summary.get("isolations"):
         console.print(f"  node groups isolated without stopping the job: {summary['isolations']:g}")
-    console.print(f"  faults {summary['faults']:g} · spares used {summary['spares_used']:g} · checkpoints {summary['checkpoints']:g}")
+    console.print(
+        f"  faults {summary['faults']:g} · spares used {summary['spares_used']:g} · checkpoints {summary['checkpoints']:g}"
+    )
     console.print()
     lost = summary["lost_chip_hours_by"]
     labels = {"downtime": "job down (detect, restart, waiting)", "checkpoints": "checkpoint pauses",

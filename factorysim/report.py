@@ -9,8 +9,9 @@ import html
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .console import FACTOR_NAMES, describe, si
@@ -88,7 +89,9 @@ def line_chart(title: str, runs: Sequence[tuple[str, list[float], list[float]]],
         values = [v * 100 for v in y] if percent else y
         ax.plot(days, values, color=COLORS[i % len(COLORS)], linewidth=1.3, label=label, drawstyle="steps-post")
     if reference is not None:
-        ax.axhline(reference * (100 if percent else 1), color="#6b7280", linestyle="--", linewidth=0.9, label="fault-free")
+        ax.axhline(
+            reference * (100 if percent else 1), color="#6b7280", linestyle="--", linewidth=0.9, label="fault-free"
+        )
     ax.set_title(title, loc="left", fontsize=11)
     ax.set_xlabel("sim time (days)")
     ax.set_ylabel(ylabel)
@@ -156,9 +159,15 @@ def summary_rows(r: RunResult) -> list[tuple[str, str]]:
         ("MFU per step (model FLOPs) / HFU", f"{e.mfu:.1%} / {e.hfu:.1%}"),
         ("effective training time ratio (ETTR)", f"{s['ettr']:.2%}"),
         ("cluster stability S", f"{s['stability']:.4f}"),
-        ("G · C · N · E · S", " · ".join(f"{f[k]:.3f}" for k, _, _ in FACTOR_NAMES) + f" = {math.prod(f.values()):.3f}"),
+        (
+            "G · C · N · E · S",
+            " · ".join(f"{f[k]:.3f}" for k, _, _ in FACTOR_NAMES) + f" = {math.prod(f.values()):.3f}",
+        ),
         ("delivered (mean over the run)", si(e.peak_flops * math.prod(f.values()), "FLOP/s")),
-        ("tokens", f"{s['tokens']:.4g} (mean {s['mean_tokens_per_s']:,.0f}/s, fault-free {s['fault_free_tokens_per_s']:,.0f}/s)"),
+        (
+            "tokens",
+            f"{s['tokens']:.4g} (mean {s['mean_tokens_per_s']:,.0f}/s, fault-free {s['fault_free_tokens_per_s']:,.0f}/s)",
+        ),
         ("job interruptions", str(s["interruptions"].get("total", 0))),
         ("node groups isolated", str(s["isolations"])),
         ("faults", str(s["faults"])),
@@ -228,20 +237,47 @@ def run_report(r: RunResult) -> str:
         _table(["", r.scenario.name], summary_rows(r)),
         f"<p>{html.escape(r.scenario.description.strip())}</p>",
         "<h2>From peak to delivered</h2>",
-        _figure_html(waterfall_chart("Model FLOP/s after each factor", [(r.scenario.name, r)]),
-                     "Peak × generality × chip × node × cluster × stability = delivered (S is the run's)."),  # fmt: skip
+        _figure_html(
+            waterfall_chart("Model FLOP/s after each factor", [(r.scenario.name, r)]),
+            "Peak × generality × chip × node × cluster × stability = delivered (S is the run's).",
+        ),
         "<h2>Over time</h2>",
-        _figure_html(line_chart("Tokens per second", [(r.scenario.name, r.series["t"], r.series["tokens_per_s"])],
-                                "tokens/s", reference=s["fault_free_tokens_per_s"]), "Throughput, and what it would be with no faults."),  # fmt: skip
-        _figure_html(line_chart("Effective training time ratio", [(r.scenario.name, r.series["t"], r.series["ettr"])],
-                                "ETTR (%)", percent=True), "Productive training time over wall time so far."),  # fmt: skip
+        _figure_html(
+            line_chart(
+                "Tokens per second",
+                [(r.scenario.name, r.series["t"], r.series["tokens_per_s"])],
+                "tokens/s",
+                reference=s["fault_free_tokens_per_s"],
+            ),
+            "Throughput, and what it would be with no faults.",
+        ),
+        _figure_html(
+            line_chart(
+                "Effective training time ratio",
+                [(r.scenario.name, r.series["t"], r.series["ettr"])],
+                "ETTR (%)",
+                percent=True,
+            ),
+            "Productive training time over wall time so far.",
+        ),
         _figure_html(factors_chart("The five factors", r), "G, C, N, E of the step as it runs; S so far."),
         "<h2>What faults cost</h2>",
-        _figure_html(bar_chart("Job interruptions by cause", list(causes) or ["none"],
-                               [(r.scenario.name, list(causes.values()) or [0])], "interruptions"), ""),  # fmt: skip
-        _figure_html(bar_chart("Lost chip-hours", list(lost), [(r.scenario.name, list(lost.values()))], "chip-hours"), ""),
+        _figure_html(
+            bar_chart(
+                "Job interruptions by cause",
+                list(causes) or ["none"],
+                [(r.scenario.name, list(causes.values()) or [0])],
+                "interruptions",
+            ),
+            "",
+        ),
+        _figure_html(
+            bar_chart("Lost chip-hours", list(lost), [(r.scenario.name, list(lost.values()))], "chip-hours"), ""
+        ),
     ]
-    return _page(f"factorysim run: {r.scenario.name}", f"seed {s['seed']}, {human_duration(s['duration_s'])} of sim time", body)
+    return _page(
+        f"factorysim run: {r.scenario.name}", f"seed {s['seed']}, {human_duration(s['duration_s'])} of sim time", body
+    )
 
 
 def compare_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str, str]]:
@@ -252,7 +288,12 @@ def compare_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str, str]]:
     rows = [
         ("chips in the job", f"{ea.chips:,}", f"{eb.chips:,}", ""),
         ("step time", f"{ea.step_time_s:.3f} s", f"{eb.step_time_s:.3f} s", pct(ea.step_time_s, eb.step_time_s)),
-        ("tokens/s, fault-free", f"{ea.tokens_per_s:,.0f}", f"{eb.tokens_per_s:,.0f}", pct(ea.tokens_per_s, eb.tokens_per_s)),
+        (
+            "tokens/s, fault-free",
+            f"{ea.tokens_per_s:,.0f}",
+            f"{eb.tokens_per_s:,.0f}",
+            pct(ea.tokens_per_s, eb.tokens_per_s),
+        ),
         ("MFU per step", f"{ea.mfu:.1%}", f"{eb.mfu:.1%}", f"{(eb.mfu - ea.mfu) * 100:+.1f} pts"),
     ]
     for key, name, _ in FACTOR_NAMES:
@@ -262,8 +303,12 @@ def compare_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str, str]]:
         ("ETTR", f"{sa['ettr']:.2%}", f"{sb['ettr']:.2%}", f"{(sb['ettr'] - sa['ettr']) * 100:+.2f} pts"),
         ("tokens trained", f"{sa['tokens']:.4g}", f"{sb['tokens']:.4g}", pct(sa["tokens"], sb["tokens"])),
         ("job interruptions", str(sa["interruptions"].get("total", 0)), str(sb["interruptions"].get("total", 0)), ""),
-        ("lost chip-hours", f"{sa['lost_chip_hours']:,.0f}", f"{sb['lost_chip_hours']:,.0f}",
-         pct(sa["lost_chip_hours"], sb["lost_chip_hours"])),  # fmt: skip
+        (
+            "lost chip-hours",
+            f"{sa['lost_chip_hours']:,.0f}",
+            f"{sb['lost_chip_hours']:,.0f}",
+            pct(sa["lost_chip_hours"], sb["lost_chip_hours"]),
+        ),
     ]
     return rows
 
@@ -282,16 +327,41 @@ def compare_report(a: RunResult, b: RunResult) -> str:
         "<h2>From peak to delivered</h2>",
         _figure_html(waterfall_chart("Model FLOP/s after each factor", [(na, a), (nb, b)]), ""),
         "<h2>Over time</h2>",
-        _figure_html(line_chart("Tokens per second", [(na, a.series["t"], a.series["tokens_per_s"]),
-                                                      (nb, b.series["t"], b.series["tokens_per_s"])], "tokens/s"), ""),  # fmt: skip
-        _figure_html(line_chart("Effective training time ratio", [(na, a.series["t"], a.series["ettr"]),
-                                                                  (nb, b.series["t"], b.series["ettr"])],
-                                "ETTR (%)", percent=True), ""),  # fmt: skip
+        _figure_html(
+            line_chart(
+                "Tokens per second",
+                [(na, a.series["t"], a.series["tokens_per_s"]), (nb, b.series["t"], b.series["tokens_per_s"])],
+                "tokens/s",
+            ),
+            "",
+        ),
+        _figure_html(
+            line_chart(
+                "Effective training time ratio",
+                [(na, a.series["t"], a.series["ettr"]), (nb, b.series["t"], b.series["ettr"])],
+                "ETTR (%)",
+                percent=True,
+            ),
+            "",
+        ),
         _figure_html(factors_chart(f"The five factors: {na}", a), ""),
         _figure_html(factors_chart(f"The five factors: {nb}", b), ""),
         "<h2>What faults cost</h2>",
-        _figure_html(bar_chart("Job interruptions by cause", causes or ["none"],
-                               [(na, [a.summary["interruptions"].get(c, 0) for c in causes] or [0]),
-                                (nb, [b.summary["interruptions"].get(c, 0) for c in causes] or [0])], "interruptions"), ""),  # fmt: skip
+        _figure_html(
+            bar_chart(
+                "Job interruptions by cause",
+                causes or ["none"],
+                [
+                    (na, [a.summary["interruptions"].get(c, 0) for c in causes] or [0]),
+                    (nb, [b.summary["interruptions"].get(c, 0) for c in causes] or [0]),
+                ],
+                "interruptions",
+            ),
+            "",
+        ),
     ]
-    return _page(f"factorysim compare: {na} vs {nb}", f"seed {a.summary['seed']}, {human_duration(a.summary['duration_s'])} of sim time", body)
+    return _page(
+        f"factorysim compare: {na} vs {nb}",
+        f"seed {a.summary['seed']}, {human_duration(a.summary['duration_s'])} of sim time",
+        body,
+    )

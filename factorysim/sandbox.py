@@ -9,9 +9,10 @@ factors and the run all follow at once, and the run's log always replays headles
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,7 +81,9 @@ class Sandbox:
         self._graph = graph
         if graph is None and scenario.topology.edits:
             self._graph = cluster_graph(scenario.cluster, scenario.topology.edits)
-        self.index = FabricIndex.from_graph(self._graph) if self._graph is not None else FabricIndex.from_plan(scenario.cluster)
+        self.index = (
+            FabricIndex.from_graph(self._graph) if self._graph is not None else FabricIndex.from_plan(scenario.cluster)
+        )
         self.reset()
 
     @property
@@ -298,7 +301,7 @@ class Sandbox:
         if box.kind in ("server", "switch"):
             return self.server_state(box.servers[0])
         if box.kind in ("leaf", "spine", "core"):
-            return self.switch_state(box.kind, int(box.id[len(box.kind):]))
+            return self.switch_state(box.kind, int(box.id[len(box.kind) :]))
         if box.kind in ("pod", "rack"):
             counts = self.group_counts(*box.servers)
             return next((s for s in STATE_ORDER if counts.get(s, 0)), "ok")

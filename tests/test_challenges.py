@@ -22,11 +22,8 @@ WINNING_MOVES = {
     "moe-in-the-box": [("parallelism.ep", 4)],
     "spare-parts": [("cluster.nodes", 136), ("cluster.spare_nodes", 8)],
     "checkpoint-cadence": [("reliability.checkpoint_async", True), ("reliability.checkpoint_interval", "10m")],
-    "storm-10k": ZERO_INTERRUPTION + [("reliability.checkpoint_interval", "10m"), ("reliability.detect_time", "1m"),
-                                      ("reliability.restart_time", "5m")],
-    "hundred-k-99": ZERO_INTERRUPTION + [("reliability.detect_time", "10s"), ("reliability.async_checkpoint_cost", "1s"),
-                                         ("reliability.checkpoint_interval", "10m"), ("reliability.join_time", "2m"),
-                                         ("reliability.restart_time", "2m")],
+    "storm-10k": [*ZERO_INTERRUPTION, ("reliability.checkpoint_interval", "10m"), ("reliability.detect_time", "1m"), ("reliability.restart_time", "5m")],
+    "hundred-k-99": [*ZERO_INTERRUPTION, ("reliability.detect_time", "10s"), ("reliability.async_checkpoint_cost", "1s"), ("reliability.checkpoint_interval", "10m"), ("reliability.join_time", "2m"), ("reliability.restart_time", "2m")],
 }  # fmt: skip
 
 

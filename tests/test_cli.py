@@ -38,7 +38,16 @@ def test_set_overrides_reach_the_estimate(capsys):
 def test_estimate_prints_the_waterfall_from_peak_to_delivered(capsys):
     assert main(["estimate"]) == 0
     out = capsys.readouterr().out
-    for word in ("peak (dense BF16)", "× generality", "× chip", "× node", "× cluster", "× stability", "= delivered", "MFU"):
+    for word in (
+        "peak (dense BF16)",
+        "× generality",
+        "× chip",
+        "× node",
+        "× cluster",
+        "× stability",
+        "= delivered",
+        "MFU",
+    ):
         assert word in out
 
 

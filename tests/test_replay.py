@@ -54,11 +54,11 @@ def test_an_edited_event_is_reported_as_the_first_divergence(log):
     "damage,message",
     [
         (lambda t: t[:-1], "truncated"),
-        (lambda t: t[:5] + ['{"t": 1, "kind": '] + t[6:], "line 6 is not JSON"),
-        (lambda t: [t[0].replace('"schema":1', '"schema":7')] + t[1:], "schema version 7"),
-        (lambda t: [t[0].replace('"nodes":9', '"nodes":10')] + t[1:], "does not match its hash"),
+        (lambda t: [*t[:5], '{"t": 1, "kind": ', *t[6:]], "line 6 is not JSON"),
+        (lambda t: [t[0].replace('"schema":1', '"schema":7'), *t[1:]], "schema version 7"),
+        (lambda t: [t[0].replace('"nodes":9', '"nodes":10'), *t[1:]], "does not match its hash"),
         (lambda t: [], "empty file"),
-        (lambda t: ['{"kind":"event"}'] + t[1:], "not a factorysim log header"),
+        (lambda t: ['{"kind":"event"}', *t[1:]], "not a factorysim log header"),
     ],
     ids=["truncated", "corrupted", "other-schema", "other-scenario", "empty", "no-header"],
 )

@@ -125,12 +125,12 @@ def test_override_values_are_validated_like_the_file():
 
 
 def test_override_without_equals_sign_is_refused():
-    with pytest.raises(ScenarioError, match="key.path=value"):
+    with pytest.raises(ScenarioError, match=r"key\.path=value"):
         load_scenario(None, ["parallelism.tp"])
 
 
 def test_inline_chip_table_is_accepted_and_checked():
-    s = scenario("cluster.chip={bf16_tflops=500, memory_gb=96, hbm_tb_s=4, scale_up=\"NVLink4\"}")
+    s = scenario('cluster.chip={bf16_tflops=500, memory_gb=96, hbm_tb_s=4, scale_up="NVLink4"}')
     assert s.cluster.chip_spec.bf16_peak_flops == 500e12
     [msg] = problems("cluster.chip={memory_gb=96, hbm_tb_s=4}")
     assert "bf16_tflops" in msg

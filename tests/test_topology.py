@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import networkx as nx
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from factorysim.perf import estimate_step, step_links
 from factorysim.scenario import resolve_layout
@@ -56,9 +56,9 @@ def test_index_from_plan_equals_index_from_graph(shape):
     b = FabricIndex.from_graph(build_graph(cluster))
     for name in ("nic", "scale_up", "leaf", "leaf_ratio", "pod_ratio", "leaf_pod", "spine_pod"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    edges = lambda ix: sorted(zip(ix.up_leaf, ix.up_spine, ix.up_bw))  # noqa: E731
+    edges = lambda ix: sorted(zip(ix.up_leaf, ix.up_spine, ix.up_bw, strict=False))  # noqa: E731
     assert edges(a) == edges(b)
-    core = lambda ix: sorted(zip(ix.core_spine, ix.core_core, ix.core_bw))  # noqa: E731
+    core = lambda ix: sorted(zip(ix.core_spine, ix.core_core, ix.core_bw, strict=False))  # noqa: E731
     assert core(a) == core(b)
 
 

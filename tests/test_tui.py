@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from factorysim import load_scenario
@@ -191,7 +193,7 @@ async def test_help_lists_every_key():
         assert isinstance(app.screen, HelpScreen)
         from rich.console import Console
 
-        console = Console(width=200, record=True, file=open("/dev/null", "w"))
+        console = Console(width=200, record=True, file=io.StringIO())
         console.print(app.screen.query_one("#help-keys").content)
         text = console.export_text()
         for binding in app.BINDINGS:

@@ -9,7 +9,24 @@ from .runs import run_one, run_seeds
 from .simulation import STATUS, Simulation, Snapshot
 
 __all__ = [
-    "SPEEDS", "FakeTime", "SimClock", "Fault", "FaultProcess", "fault_classes", "SCHEMA_VERSION", "EventLog",
-    "read_log", "RunSummary", "TimeSeries", "aggregate", "Replayer", "ReplayResult", "replay", "run_one", "run_seeds",
-    "STATUS", "Simulation", "Snapshot",
+    "SCHEMA_VERSION",
+    "SPEEDS",
+    "STATUS",
+    "EventLog",
+    "FakeTime",
+    "Fault",
+    "FaultProcess",
+    "ReplayResult",
+    "Replayer",
+    "RunSummary",
+    "SimClock",
+    "Simulation",
+    "Snapshot",
+    "TimeSeries",
+    "aggregate",
+    "fault_classes",
+    "read_log",
+    "replay",
+    "run_one",
+    "run_seeds",
 ]  # fmt: skip

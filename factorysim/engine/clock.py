@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 SPEEDS = (1.0, 10.0, 60.0, 600.0, 3600.0, 6 * 3600.0, 86400.0)
 """Sim seconds per real second, from real time up to a day per second."""

@@ -86,7 +86,7 @@ class FaultProcess:
         times = np.sort(rng.uniform(k * CHUNK, (k + 1) * CHUNK, size=n))
         which = rng.choice(len(self.classes), size=n, p=self.intensity / self.total)
         units = np.floor(rng.uniform(0, 1, size=n) * np.maximum(self.population[which], 1)).astype(np.int64)
-        return list(zip(times.tolist(), which.tolist(), units.tolist()))
+        return list(zip(times.tolist(), which.tolist(), units.tolist(), strict=True))
 
 
 # ------------------------------------------------------------------ targets

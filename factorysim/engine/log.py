@@ -11,8 +11,9 @@ import hashlib
 import json
 import os
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.files import write_atomically

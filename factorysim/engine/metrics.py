@@ -106,7 +106,8 @@ def aggregate(summaries: list[RunSummary]) -> dict[str, Any]:
     }
     out["factors"] = {k: float(np.mean([s.factors[k] for s in summaries])) for k in first.factors}
     spread["factors"] = {
-        k: float(np.std([s.factors[k] for s in summaries], ddof=1)) if len(summaries) > 1 else 0.0 for k in first.factors
+        k: float(np.std([s.factors[k] for s in summaries], ddof=1)) if len(summaries) > 1 else 0.0
+        for k in first.factors
     }
     out["lost_chip_hours_by"] = {
         k: float(np.mean([s.lost_chip_hours_by.get(k, 0.0) for s in summaries])) for k in first.lost_chip_hours_by

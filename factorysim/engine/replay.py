@@ -84,7 +84,7 @@ def replay(path: str | os.PathLike[str]) -> ReplayResult:
     got = sim.log.lines
     divergence = None
     # events first: the header is the input, and an older log's header lacks keys added since
-    for number, (want, have) in enumerate(zip(lines[1:], got[1:]), start=2):
+    for number, (want, have) in enumerate(zip(lines[1:], got[1:], strict=False), start=2):
         if want != have:
             divergence = f"line {number} differs:\n  recorded: {want}\n  replayed: {have}"
             break

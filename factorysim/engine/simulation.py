@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 
@@ -484,7 +485,9 @@ class Simulation:
         assert self.series is not None
         f = self._estimate.factors
         c = self.chip_counts()
-        mfu = self._estimate.mfu * (self.tokens_per_s / self._estimate.tokens_per_s if self._estimate.tokens_per_s else 0)
+        mfu = self._estimate.mfu * (
+            self.tokens_per_s / self._estimate.tokens_per_s if self._estimate.tokens_per_s else 0
+        )
         self.series.add((self.now, self.committed, self.progress, self.tokens_per_s, mfu, self.ettr, self.stability,
                          c["healthy"], c["failed"], c["in_repair"], c["spare"],
                          f.generality, f.chip, f.node, f.cluster))  # fmt: skip
@@ -521,7 +524,9 @@ class Simulation:
 
     # ------------------------------------------------------------ events: the log
 
-    def _emit(self, kind: str, target: str, cause: str | None = None, at: float | None = None, /, **effect: Any) -> None:
+    def _emit(
+        self, kind: str, target: str, cause: str | None = None, at: float | None = None, /, **effect: Any
+    ) -> None:
         record: dict[str, Any] = {"t": self.now if at is None else at, "kind": kind, "target": target}
         if cause is not None:
             record["cause"] = cause
@@ -560,7 +565,12 @@ class Simulation:
 
     def _on_inject(self, fault: Fault) -> None:
         target = fault.check(self.plan)
-        self._emit("inject", fault.target, fault.cause, **{k: v for k, v in fault.as_dict().items() if k not in ("target", "cause")})
+        self._emit(
+            "inject",
+            fault.target,
+            fault.cause,
+            **{k: v for k, v in fault.as_dict().items() if k not in ("target", "cause")},
+        )
         cause = fault.cause
         defaults = self._class
         if fault.kind == "crash":
@@ -580,7 +590,9 @@ class Simulation:
             spec = defaults[f"{target.kind}_switch"]
             self._switch(target.kind, target.index, fault.factor or 0.5, cause, fault.duration or spec.repair)
         else:
-            spec = {"straggle": "gpu_straggler", "degrade": "fabric_link_degrade", "flap": "fabric_link_flapping"}[fault.kind]
+            spec = {"straggle": "gpu_straggler", "degrade": "fabric_link_degrade", "flap": "fabric_link_flapping"}[
+                fault.kind
+            ]
             fc = defaults[spec]
             if fault.kind == "straggle":
                 factor = fault.factor or fc.slowdown or 0.5
@@ -894,7 +906,9 @@ class Simulation:
             first = (leaf // p.chips_per_node) * p.leaf_down
             return list(range(first, min(p.servers, first + p.leaf_down)))
         first_chip = leaf * p.leaf_down
-        return list(range(first_chip // p.chips_per_node, min(p.servers, -(-(first_chip + p.leaf_down) // p.chips_per_node))))
+        return list(
+            range(first_chip // p.chips_per_node, min(p.servers, -(-(first_chip + p.leaf_down) // p.chips_per_node)))
+        )
 
     def _switch(self, kind: str, index: int, health: float, cause: str, repair: float) -> None:
         self.faults += 1

@@ -80,7 +80,9 @@ def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout) -> float:
     mlp_scale = (m.ffn / (4 * m.hidden)) * (1.5 if m.gated_mlp else 1.0) * m.top_k
     linear = 15 + 19 * mlp_scale
     replicated = 10 * linear / 34  # norms, dropout and residuals: sharded only with sequence parallelism
-    scores = 0.0 if (w.attention == "flash" or w.recompute == "selective") else 5 * m.heads * w.seq / layout.cp / m.hidden
+    scores = (
+        0.0 if (w.attention == "flash" or w.recompute == "selective") else 5 * m.heads * w.seq / layout.cp / m.hidden
+    )
     if w.recompute == "full":
         return 2 * sbh / (t if sp else 1)
     if sp:

@@ -89,7 +89,10 @@ def layout_problems(s: Scenario) -> list[Problem]:
             f"use tp <= {c.chips_per_node}",
         )
     elif c.chips_per_node % p.tp:
-        add("parallelism.tp", f"{p.tp} does not divide chips_per_node = {c.chips_per_node}; TP groups would straddle servers")
+        add(
+            "parallelism.tp",
+            f"{p.tp} does not divide chips_per_node = {c.chips_per_node}; TP groups would straddle servers",
+        )
     if model.heads % p.tp:
         add("parallelism.tp", f"{p.tp} does not divide the model's {model.heads} attention heads")
     if model.ffn % p.tp:
@@ -114,7 +117,7 @@ def layout_problems(s: Scenario) -> list[Problem]:
             "parallelism.dp",
             f"tp·cp·pp·dp = {p.tp}·{p.cp}·{p.pp}·{p.dp} = {per_replica * p.dp} chips, but the job runs on "
             f"(nodes - spare_nodes) x chips_per_node = ({c.nodes} - {c.spare_nodes}) x {c.chips_per_node} = "
-            f"{job} chips; {hint}{nodes_hint} (or dp = \"auto\")",
+            f'{job} chips; {hint}{nodes_hint} (or dp = "auto")',
         )
     dp = _dp_for(s)
     if dp:
@@ -131,12 +134,17 @@ def layout_problems(s: Scenario) -> list[Problem]:
                 f"the interleaved schedule needs the {m} micro-batches per pipeline to be a multiple of pp = {p.pp}",
             )
         if p.ep > 1 and dp % p.ep:
-            add("parallelism.ep", f"{p.ep} must divide dp = {dp} (expert parallelism is carved out of data parallelism)")
+            add(
+                "parallelism.ep", f"{p.ep} must divide dp = {dp} (expert parallelism is carved out of data parallelism)"
+            )
 
     if p.pp > model.layers:
         add("parallelism.pp", f"{p.pp} stages for a model of {model.layers} layers")
     elif p.pp * p.interleave > model.layers:
-        add("parallelism.interleave", f"pp x interleave = {p.pp * p.interleave} chunks exceeds the model's {model.layers} layers")
+        add(
+            "parallelism.interleave",
+            f"pp x interleave = {p.pp * p.interleave} chunks exceeds the model's {model.layers} layers",
+        )
     if p.interleave > 1 and p.pp == 1:
         add("parallelism.interleave", "interleaving needs pipeline parallelism (pp > 1)")
     if w.seq % p.cp:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -54,5 +55,5 @@ def show(value: Any) -> str:
 def one_of(values: Iterable[Any], limit: int = 40) -> str:
     items = [show(v) for v in values]
     if len(items) > limit:
-        items = items[:limit] + [f"... ({len(items) - limit} more)"]
+        items = [*items[:limit], f"... ({len(items) - limit} more)"]
     return ", ".join(items)

@@ -11,9 +11,10 @@ import re
 import tempfile
 import tomllib
 import typing
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import tomli_w
 from pydantic import BaseModel, ValidationError
@@ -174,9 +175,7 @@ def validate_scenario(data: dict[str, Any], source: str | None = None) -> Scenar
     return scenario
 
 
-def load_scenario_file(
-    path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()
-) -> Scenario:
+def load_scenario_file(path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> Scenario:
     """Load and validate a scenario file (None = the embedded default) with `key.path=value` overrides."""
     if path is None:
         source = "<default scenario>"

@@ -9,7 +9,7 @@ inline table with the same fields as the catalog entry.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -32,7 +32,7 @@ from .units import Duration
 def _catalog_name(kind: str, what: str):
     def check(name: str) -> str:
         if name not in getattr(catalog(), kind):
-            raise ValueError(f"unknown {what} \"{name}\"; known: {one_of(known(kind))}")
+            raise ValueError(f'unknown {what} "{name}"; known: {one_of(known(kind))}')
         return name
 
     return AfterValidator(check)
@@ -41,10 +41,7 @@ def _catalog_name(kind: str, what: str):
 def _ref(kind: str, what: str, spec: type[BaseModel]) -> Any:
     """A catalog name or an inline table, told apart by type so errors name one branch only."""
     return Annotated[
-        Union[
-            Annotated[str, _catalog_name(kind, what), Tag("name")],
-            Annotated[spec, Tag("inline")],
-        ],
+        Annotated[str, _catalog_name(kind, what), Tag("name")] | Annotated[spec, Tag("inline")],
         Discriminator(lambda v: "name" if isinstance(v, str) else "inline"),
     ]
 
@@ -229,12 +226,18 @@ class ParallelismConfig(_Section):
 
     tp: PositiveInt = Field(1, description="tensor parallel degree (inside a scale-up domain)")
     pp: PositiveInt = Field(1, description="pipeline stages")
-    dp: PositiveInt | Literal["auto"] = Field("auto", description='data parallel replicas, or "auto" to fill the cluster')
+    dp: PositiveInt | Literal["auto"] = Field(
+        "auto", description='data parallel replicas, or "auto" to fill the cluster'
+    )
     cp: PositiveInt = Field(1, description="context parallel degree (sequence split for attention)")
     ep: PositiveInt = Field(1, description="expert parallel degree (MoE), carved out of dp")
     interleave: PositiveInt = Field(1, description="virtual pipeline chunks per stage (1 = plain 1F1B)")
-    sequence_parallel: bool = Field(True, description="shard norms/dropout over tp; all-reduce -> reduce-scatter + all-gather")
-    zero: int = Field(1, ge=0, le=3, description="optimizer sharding stage: 0 none, 1 optimizer state, 2 +grads, 3 +params")
+    sequence_parallel: bool = Field(
+        True, description="shard norms/dropout over tp; all-reduce -> reduce-scatter + all-gather"
+    )
+    zero: int = Field(
+        1, ge=0, le=3, description="optimizer sharding stage: 0 none, 1 optimizer state, 2 +grads, 3 +params"
+    )
 
 
 class FeaturesConfig(_Section):
@@ -260,7 +263,9 @@ class ReliabilityConfig(_Section):
     checkpoint_cost: Duration = Field(20.0, description="training pause per checkpoint")
     checkpoint_async: bool = Field(False, description="save in the background: pause only for async_checkpoint_cost")
     async_checkpoint_cost: Duration = Field(2.0, description="pause per checkpoint when saving asynchronously")
-    detect_time: Duration = Field(180.0, description="from a fail-stop fault to its detection (the job hangs meanwhile)")
+    detect_time: Duration = Field(
+        180.0, description="from a fail-stop fault to its detection (the job hangs meanwhile)"
+    )
     restart_time: Duration = Field(600.0, description="relaunch the job and reload the checkpoint")
     join_time: Duration = Field(300.0, description="isolate-group: a hot spare joins the running job")
     isolate_crashes: bool = Field(
@@ -269,24 +274,33 @@ class ReliabilityConfig(_Section):
         "in-memory state, the rest keep training (no global rollback)",
     )
     rolling_maintenance: bool = Field(
-        False, description="isolate-group: planned maintenance drains one node group at a time instead of stopping the job"
+        False,
+        description="isolate-group: planned maintenance drains one node group at a time instead of stopping the job",
     )
     rate_multiplier: float = Field(1.0, ge=0, le=1000, description="scale every fault rate (e.g. 5 for a fault storm)")
-    evict_stragglers: bool = Field(True, description="swap a chip or link that stays slow for straggler_window for a spare")
+    evict_stragglers: bool = Field(
+        True, description="swap a chip or link that stays slow for straggler_window for a spare"
+    )
     straggler_window: Duration = Field(600.0, description="how long a rank must be slow before it is evicted")
     rates: dict[FaultClassName, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="fault rate overrides per unit-hour, by fault class (factorysim catalog)"
     )
-    repair: dict[FaultClassName, Duration] = Field(default_factory=dict, description="repair time overrides by fault class")
+    repair: dict[FaultClassName, Duration] = Field(
+        default_factory=dict, description="repair time overrides by fault class"
+    )
 
 
 class ScheduledFault(_Section):
     """A fault that happens at a set time: [[faults]] at = "2d", target = "n3", kind = "fail"."""
 
     at: Duration = Field(description="sim time of the fault")
-    target: str = Field(description='a server "n3", chip "n3.2" (its NIC link for degrade/flap), switch "leaf1", or "job"')
+    target: str = Field(
+        description='a server "n3", chip "n3.2" (its NIC link for degrade/flap), switch "leaf1", or "job"'
+    )
     kind: FaultKind = Field("fail", description="fail, straggle, degrade, flap, crash (job) or repair")
-    factor: float | None = Field(None, gt=0, le=1, description="straggle: speed; degrade: bandwidth share; flap: down share")
+    factor: float | None = Field(
+        None, gt=0, le=1, description="straggle: speed; degrade: bandwidth share; flap: down share"
+    )
     duration: Duration | None = Field(None, description="how long a straggle, degrade or flap lasts")
 
 
@@ -315,7 +329,9 @@ class TopologyConfig(_Section):
 class LayoutConfig(_Section):
     """Where the user put nodes on the canvas (cell coordinates in the node's zoom view)."""
 
-    positions: dict[str, tuple[int, int]] = Field(default_factory=dict, description='node -> [x, y], e.g. "n3" = [10, 4]')
+    positions: dict[str, tuple[int, int]] = Field(
+        default_factory=dict, description='node -> [x, y], e.g. "n3" = [10, 4]'
+    )
 
 
 class ChallengeConfig(_Section):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 import re
 from typing import Annotated
 
@@ -43,7 +42,7 @@ def format_duration(seconds: float) -> str:
         size = _UNIT_SECONDS[unit]
         count = seconds / size
         if count >= 1 and abs(count - round(count)) < 1e-9:
-            return f"{int(round(count))}{unit}"
+            return f"{round(count)}{unit}"
     return f"{seconds:g}s"
 
 

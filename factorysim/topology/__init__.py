@@ -4,6 +4,14 @@ from .graph import LINK_KINDS, NODE_KINDS, ClosPlan, build_graph, chip_name, lin
 from .index import FabricIndex, GroupLinks
 
 __all__ = [
-    "LINK_KINDS", "NODE_KINDS", "ClosPlan", "build_graph", "chip_name", "link_kind", "plan_clos",
-    "server_name", "FabricIndex", "GroupLinks",
+    "LINK_KINDS",
+    "NODE_KINDS",
+    "ClosPlan",
+    "FabricIndex",
+    "GroupLinks",
+    "build_graph",
+    "chip_name",
+    "link_kind",
+    "plan_clos",
+    "server_name",
 ]  # fmt: skip

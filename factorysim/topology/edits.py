@@ -6,8 +6,8 @@ so removing an uplink or adding one moves step time through the path bottlenecks
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
-
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.models import ClusterConfig, TopologyEdit

@@ -16,11 +16,9 @@ server has one scale_up edge to it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dataclasses import dataclass
 from math import ceil
-
+from typing import TYPE_CHECKING
 
 from ..scenario.models import ClusterConfig
 
@@ -123,9 +121,7 @@ def build_graph(cluster: ClusterConfig) -> nx.Graph:
     c = plan.chips_per_node
     g.add_nodes_from((server_name(s), {"kind": "server", "index": s}) for s in range(plan.servers))
     g.add_nodes_from(
-        (chip_name(s, j), {"kind": "chip", "server": s, "local": j})
-        for s in range(plan.servers)
-        for j in range(c)
+        (chip_name(s, j), {"kind": "chip", "server": s, "local": j}) for s in range(plan.servers) for j in range(c)
     )
     g.add_nodes_from((f"leaf{i}", {"kind": "leaf", "index": i, "pod": plan.pod_of_leaf(i)}) for i in range(plan.leaves))
     g.add_edges_from(
@@ -143,7 +139,9 @@ def build_graph(cluster: ClusterConfig) -> nx.Graph:
     for pod in range(plan.pods):
         pod_leaves = range(pod * plan.leaves_per_pod, min(plan.leaves, (pod + 1) * plan.leaves_per_pod))
         names = [f"spine{spine + k}" for k in range(plan.spines_per_pod)]
-        g.add_nodes_from((n, {"kind": "spine", "index": spine + k, "pod": pod, "plane": k}) for k, n in enumerate(names))
+        g.add_nodes_from(
+            (n, {"kind": "spine", "index": spine + k, "pod": pod, "plane": k}) for k, n in enumerate(names)
+        )
         g.add_edges_from(
             (f"leaf{leaf}", n, {"kind": "uplink", "bw": port_bw, "links": 1}) for leaf in pod_leaves for n in names
         )
@@ -151,7 +149,11 @@ def build_graph(cluster: ClusterConfig) -> nx.Graph:
             bundle = max(1, ceil(len(pod_leaves) / plan.cores_per_plane))
             for k, n in enumerate(names):
                 g.add_edges_from(
-                    (n, f"core{k * plan.cores_per_plane + q}", {"kind": "core", "bw": port_bw * bundle, "links": bundle})
+                    (
+                        n,
+                        f"core{k * plan.cores_per_plane + q}",
+                        {"kind": "core", "bw": port_bw * bundle, "links": bundle},
+                    )
                     for q in range(plan.cores_per_plane)
                 )
         spine += plan.spines_per_pod

@@ -44,7 +44,9 @@ class GroupLinks:
 
     def resized(self, size: int, n_nodes: int) -> GroupLinks:
         """The same links for a group of another size (a data-parallel group that lost replicas)."""
-        return GroupLinks(size, max(1, n_nodes), self.n_local, self.local_bw, self.out_bw, self.spans_leaf, self.spans_pod)
+        return GroupLinks(
+            size, max(1, n_nodes), self.n_local, self.local_bw, self.out_bw, self.spans_leaf, self.spans_pod
+        )
 
 
 class _GroupShape:
@@ -78,7 +80,11 @@ class _Members:
     def __init__(self, keys: np.ndarray, count: int) -> None:
         keys = np.asarray(keys, dtype=np.int64)
         self.order = np.argsort(keys, kind="stable")
-        self.starts = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=count))]) if len(keys) else np.zeros(count + 1, dtype=np.int64)
+        self.starts = (
+            np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=count))])
+            if len(keys)
+            else np.zeros(count + 1, dtype=np.int64)
+        )
 
     def of(self, key: int) -> np.ndarray:
         return self.order[self.starts[key] : self.starts[key + 1]]
@@ -236,10 +242,17 @@ class FabricIndex:
         self._spine_uplinks = _Members(self.up_spine, len(self.spine_pod))
         self._core_corelinks = _Members(self.core_core, len(self.core_health))
         self._pod_uplinks = _Members(self.spine_pod[self.up_spine] if len(self.up_spine) else self.up_spine, pods)
-        self._pod_corelinks = _Members(self.spine_pod[self.core_spine] if len(self.core_spine) else self.core_spine, pods)
+        self._pod_corelinks = _Members(
+            self.spine_pod[self.core_spine] if len(self.core_spine) else self.core_spine, pods
+        )
 
     def _uplink_weight(self, e: np.ndarray) -> np.ndarray:
-        return self.up_bw[e] * self.uplink_health[e] * self.spine_health[self.up_spine[e]] * self.leaf_health[self.up_leaf[e]]
+        return (
+            self.up_bw[e]
+            * self.uplink_health[e]
+            * self.spine_health[self.up_spine[e]]
+            * self.leaf_health[self.up_leaf[e]]
+        )
 
     def _core_weight(self, e: np.ndarray) -> np.ndarray:
         return self.core_bw[e] * self.spine_health[self.core_spine[e]] * self.core_health[self.core_core[e]]

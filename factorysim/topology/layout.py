@@ -8,10 +8,10 @@ keeps its place, saved as "<view>/<box>" in the scenario's [layout] table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from math import ceil
-from typing import TYPE_CHECKING, Literal, Mapping
-
+from typing import TYPE_CHECKING, Literal
 
 from .graph import ClosPlan, chip_name, server_name
 
@@ -219,7 +219,9 @@ def _switches(kind: str, members: range, y: int, per_row: int) -> list[Box]:
     height = 3 + ceil(len(members) / (width - 2))
     plural = {"leaf": "leaves"}.get(kind, kind + "s")
     label = f"{plural} {kind}{members[0]}-{kind}{members[-1]} ({len(members)})"
-    return [Box(f"{kind}-strip", f"{kind}_strip", label, "", 2, y, width, height, servers=(members[0], members[-1] + 1))]
+    return [
+        Box(f"{kind}-strip", f"{kind}_strip", label, "", 2, y, width, height, servers=(members[0], members[-1] + 1))
+    ]
 
 
 def _pod(pod: int, hier: Hierarchy, per_row: int) -> Scene:
@@ -286,7 +288,9 @@ def _server(server: int, hier: Hierarchy, graph: nx.Graph | None, per_row: int) 
     leaves = sorted({o for _, o, k in links if k == "nic"}, key=lambda n: int(n[4:]))
     boxes = _row([(n, "leaf", n, n) for n in leaves], 1, 10, 3, per_row=per_row)
     y = 1 + _rows_height(len(leaves), per_row, 3) + 3
-    chips = [(chip_name(server, j), "chip", chip_name(server, j), chip_name(server, j)) for j in range(p.chips_per_node)]
+    chips = [
+        (chip_name(server, j), "chip", chip_name(server, j), chip_name(server, j)) for j in range(p.chips_per_node)
+    ]
     chip_boxes = _row(chips, y, 10, 3, per_row=per_row)
     boxes += chip_boxes
     y += _rows_height(len(chips), per_row, 3) + 2

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from textual import on, work
@@ -353,8 +354,10 @@ class FactorySimApp(App[None]):
         style = {"fault": "red", "inject": "red", "detect": "yellow", "restarted": "green", "joined": "green",
                  "rejoin": "green", "repaired": "green", "isolate": "yellow", "gray": "yellow", "evict": "yellow",
                  "checkpoint": "dim", "edit": "cyan", "policy": "cyan"}.get(kind, "")  # fmt: skip
-        line = f"[dim]{clock_text(record['t'])}[/dim] [{style}]{kind}[/{style}] [b]{record['target']}[/b]" if style else (
-            f"[dim]{clock_text(record['t'])}[/dim] {kind} [b]{record['target']}[/b]"
+        line = (
+            f"[dim]{clock_text(record['t'])}[/dim] [{style}]{kind}[/{style}] [b]{record['target']}[/b]"
+            if style
+            else (f"[dim]{clock_text(record['t'])}[/dim] {kind} [b]{record['target']}[/b]")
         )
         if cause:
             line += f" [dim]({cause})[/dim]"

@@ -9,8 +9,8 @@ backspace zooms out, l links. Drags measure from the press point, never from eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -137,8 +137,10 @@ class TopologyCanvas(ScrollView, can_focus=True):
             ends = [by_id[e] for e in wire.ends if e in by_id]
             worst = "ok"  # a bus is shared: one bad end does not make it bad; a link shows its ends' state
             if wire.bus_y is None:
-                worst = "failed" if any(states[b.id] == "failed" for b in ends) else (
-                    "degraded" if any(states[b.id] in ("degraded", "in_repair") for b in ends) else "ok"
+                worst = (
+                    "failed"
+                    if any(states[b.id] == "failed" for b in ends)
+                    else ("degraded" if any(states[b.id] in ("degraded", "in_repair") for b in ends) else "ok")
                 )
             grid.wire(ends, wire.bus_y, wire_styles[worst])
         if self._rubber is not None:
@@ -183,7 +185,9 @@ class TopologyCanvas(ScrollView, can_focus=True):
                 cell = self._style(f"canvas--{self.switch_state(kind, member)}")
                 grid.text(b.x + 1 + col, b.y + 2 + row, CHIP_CELL, cell)
 
-    def _server_row(self, grid: _Grid, x: int, y: int, width: int, server: int, style: Style, label: bool = True) -> None:
+    def _server_row(
+        self, grid: _Grid, x: int, y: int, width: int, server: int, style: Style, label: bool = True
+    ) -> None:
         """A server as a name and one coloured cell per chip."""
         name = f"n{server} " if label else ""
         grid.text(x, y, name.ljust(min(width, 7)) if label else "", style)
@@ -437,7 +441,7 @@ class _Grid:
     def runs(self) -> list[list[tuple[str, Style]]]:
         plain = Style()
         out = []
-        for chars, styles in zip(self.chars, self.styles):
+        for chars, styles in zip(self.chars, self.styles, strict=True):
             row: list[tuple[str, Style]] = []
             start = 0
             for i in range(1, len(chars) + 1):

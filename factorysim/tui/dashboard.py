@@ -138,13 +138,17 @@ class Dashboard(VerticalScroll):
             return
         state = "paused" if paused else frame.job_state
         storm_text = " · [b]storm[/b]" if storm else ""
-        self._put(self._clock, f"[b]t {clock_text(frame.t)}[/b] · {speed_text(speed)} · {state} · {frame.policy}{storm_text}")
+        self._put(
+            self._clock, f"[b]t {clock_text(frame.t)}[/b] · {speed_text(speed)} · {state} · {frame.policy}{storm_text}"
+        )
         self._waterfall.set(step.peak_flops, frame.factors)
         self.rate_history.append(frame.tokens_per_s)
         self.ettr_history.append(frame.ettr)
         self._rate.data = list(self.rate_history)
         self._ettr.data = list(self.ettr_history)
-        self._put(self._rate_label, f"tokens/s {frame.tokens_per_s:,.0f} · fault-free {frame.fault_free_tokens_per_s:,.0f}")
+        self._put(
+            self._rate_label, f"tokens/s {frame.tokens_per_s:,.0f} · fault-free {frame.fault_free_tokens_per_s:,.0f}"
+        )
         self._put(self._ettr_label, f"ETTR {frame.ettr:.2%} · S {frame.stability:.4f}")
         c = frame.chips
         lines = [

@@ -31,8 +31,23 @@ from ..topology.layout import Box
 
 SECTIONS: tuple[tuple[str, type[BaseModel], tuple[str, ...]], ...] = (
     ("parallelism", ParallelismConfig, ()),
-    ("workload", WorkloadConfig, ("params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab",
-                                  "gated_mlp", "tied_embeddings", "experts", "top_k")),  # fmt: skip
+    (
+        "workload",
+        WorkloadConfig,
+        (
+            "params_b",
+            "layers",
+            "hidden",
+            "heads",
+            "kv_heads",
+            "ffn_hidden",
+            "vocab",
+            "gated_mlp",
+            "tied_embeddings",
+            "experts",
+            "top_k",
+        ),
+    ),
     ("features", FeaturesConfig, ()),
     ("reliability", ReliabilityConfig, ("rates", "repair")),
     ("cluster", ClusterConfig, ("fabric",)),
@@ -225,7 +240,9 @@ class Inspector(VerticalScroll):
         await body.remove_children()
         widgets = []
         if box.node and links:
-            widgets.append(Label(f"[b]links[/b] ({len(links)}) Gb/s per direction: edit and press enter", classes="section"))
+            widgets.append(
+                Label(f"[b]links[/b] ({len(links)}) Gb/s per direction: edit and press enter", classes="section")
+            )
             for other, kind, gbps in links[:64]:
                 widgets.append(Horizontal(
                     Label(f"{kind} → {other}", classes="field-name"),

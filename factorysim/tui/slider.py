@@ -38,7 +38,7 @@ class TimeSlider(Widget):
         return f"{'⏸' if self.paused else '▶'} {clock_text(t)}"
 
     def render(self) -> Text:
-        left, width = self._track()
+        _, width = self._track()
         pos = min(width - 1, int(self.t / self.end * (width - 1) + 0.5))
         text = Text(self._label(self.t) + " ")
         text.append("━" * pos, self.get_component_rich_style("slider--done"))
