@@ -171,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _console():
-    from rich.console import Console
+    from .console import terminal_console
 
-    return Console(highlight=False)
+    return terminal_console()
 
 
 def _fail(message: str) -> int:
