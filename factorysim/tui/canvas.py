@@ -199,7 +199,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
                 grid.wire([by_id[a], by_id[b]], None, style("canvas--wire-removed"), dotted=True)
         for b in boxes:
             self._draw_box(grid, b, states[b.id])
-        self._rows = grid.runs()
+        self._rows = grid.runs(self.rich_style)
         size = Size(width + 1, height + 1)
         if size != self.virtual_size:
             self.virtual_size = size
@@ -530,15 +530,17 @@ class _Grid:
                 row_chars[x + i] = ch
                 row_styles[x + i] = style
 
-    def runs(self) -> list[list[tuple[str, Style]]]:
-        plain = Style()
+    def runs(self, base: Style) -> list[list[tuple[str, Style]]]:
+        """Each row as (text, style) runs, on the canvas's own background and colours."""
+        plain = base
         out = []
         for chars, styles in zip(self.chars, self.styles, strict=True):
             row: list[tuple[str, Style]] = []
             start = 0
             for i in range(1, len(chars) + 1):
                 if i == len(chars) or styles[i] is not styles[start]:
-                    row.append(("".join(chars[start:i]), styles[start] or plain))
+                    style = styles[start]
+                    row.append(("".join(chars[start:i]), plain + style if style is not None else plain))
                     start = i
             out.append(row)
         return out
