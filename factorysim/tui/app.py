@@ -826,9 +826,12 @@ class FactorySimApp(App[None]):
         resume = start and not self.clock.paused
         if start:
             self.clock.pause()
-        budget = "; ".join(
-            [f"{k} at least {v}" for k, v in ch.min.items()] + [f"{k} at most {v}" for k, v in ch.max.items()]
-        )
+
+        def show(v: object) -> str:
+            return f"{v:g}" if isinstance(v, float) else str(v)
+
+        budget = "; ".join([f"{k} at least {show(v)}" for k, v in ch.min.items()]
+                           + [f"{k} at most {show(v)}" for k, v in ch.max.items()])  # fmt: skip
         goal = status(ch, self.sandbox.sim).headline
 
         def started(_: bool | None) -> None:

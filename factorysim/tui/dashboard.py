@@ -56,8 +56,10 @@ def span_text(seconds: float) -> str:
     return f"{max(seconds, 0) / 60:.2g} min"
 
 
-def status_line(t: float, speed: float, state: str) -> str:
+def status_line(t: float, speed: float, state: str, compact: bool = False) -> str:
     """The clock as the dashboard's title: sim time, speed, what the job is doing."""
+    if compact:
+        return f"{clock_text(t)} · {speed_text(speed)} · {state.replace('running (reduced)', 'reduced')}"
     return f"t {clock_text(t)} · {speed_text(speed)} · {state}"
 
 
@@ -320,7 +322,7 @@ class Dashboard(Vertical, can_focus=True):
         if not self.ready:
             return
         state = "paused" if paused else frame.job_state
-        title = status_line(frame.t, speed, state)
+        title = status_line(frame.t, speed, state, self.compact)
         if title != self.border_title:
             self.border_title = title
         subtitle = frame.policy + (" · STORM" if storm else "")
@@ -356,21 +358,27 @@ class Dashboard(Vertical, can_focus=True):
             ("replicas", f"{frame.replicas_up}/{frame.replicas}", "stops", f"{frame.interruptions}"),
             ("chips ok", f"{c['healthy']:,}", "isolated", f"{frame.isolations}"),
             ("failed", Text(f"{c['failed']:,}", "bold" if c["failed"] else ""), "in repair", f"{c['in_repair']:,}"),
-            ("spares", f"{c['spare']:,}", "", ""),
         ]
-        for row in rows:
-            table.add_row(*row)
         if target:
             done = min(1.0, frame.progress / target)
             rate = frame.progress / frame.t if frame.t > 0 else frame.fault_free_tokens_per_s
             eta = (target - frame.progress) / rate if rate > 0 else float("inf")
-            when = "target reached" if done >= 1 else f"ETA {human_duration(eta)}"
-            if narrow:
-                line = f"{frame.progress:.3g}/{target:.3g} {done:.1%} · {when}"
+            when = "reached" if done >= 1 else human_duration(eta)
+            if narrow and when.endswith((" d", " h")) and len(when) > 5:  # 20.7 d → 21 d: fits beside the spares
+                when = f"{float(when[:-2]):.0f}{when[-2:]}"
+            if narrow:  # the ETA beside the spares, the tokens on a line of their own
+                rows.append(("spares", f"{c['spare']:,}", "ETA", when))
+                line = f"{si(frame.progress, '', 3)} of {si(target, '', 3)} ({done:.1%})"
             else:
-                line = f"{frame.progress:.3g} of {target:.3g} ({done:.1%}) · {when}"
+                rows.append(("spares", f"{c['spare']:,}", "", ""))
+                line = f"{frame.progress:.3g} of {target:.3g} ({done:.1%}) · " + (
+                    "target reached" if done >= 1 else f"ETA {when}"
+                )
         else:
-            line = f"{frame.progress:.3g} (durable {frame.tokens:.3g})"
+            rows.append(("spares", f"{c['spare']:,}", "durable", si(frame.tokens, "", 3)))
+            line = f"{frame.progress:.3g}"
+        for row in rows:
+            table.add_row(*row)
         outer = Table.grid(expand=True)
         outer.add_column(no_wrap=True, overflow="ellipsis")
         outer.add_row(table)

@@ -32,6 +32,10 @@ def _cause(record: dict[str, Any]) -> str:
     return f" ({str(cause).replace('_', ' ')})" if cause else ""
 
 
+def _spares(n: Any) -> str:
+    return f"{n} spare{'' if n == 1 else 's'}"
+
+
 def _pct(value: Any) -> str:
     return f"{float(value):.0%}" if isinstance(value, (int, float)) else str(value)
 
@@ -74,12 +78,12 @@ def describe_event(record: dict[str, Any]) -> str:
         back = f", back at {clock_text(effect['back_at'])}" if "back_at" in effect else ""
         return f"{target} {verb}{cause}{back}"
     if kind == "repaired":
-        spares = f" ({effect['spares']} spares)" if "spares" in effect else ""
+        spares = f" ({_spares(effect['spares'])} now)" if "spares" in effect else ""
         return f"{target} repaired{spares}"
     if kind == "spare_in":
-        return f"spare {target} takes slot {effect.get('slot')} ({effect.get('spares')} spares left)"
+        return f"spare {target} takes slot {effect.get('slot')} ({_spares(effect.get('spares'))} left)"
     if kind == "spare_join":
-        return f"hot spare {target} joining slot {effect.get('slot')} ({effect.get('spares')} spares left)"
+        return f"hot spare {target} joining slot {effect.get('slot')} ({_spares(effect.get('spares'))} left)"
     if kind == "joined":
         return f"{target} joined the job in slot {effect.get('slot')}"
     if kind == "waiting":
@@ -155,10 +159,10 @@ class EventLog(Vertical):
             return
         shown = [self._option(r) for r in new if self._matches(r)]
         if shown:
-            at_end = self.options.highlighted is None
+            following = self.options.highlighted is None  # the player is not reading an older event
             self.options.add_options(shown)
-            if at_end:
-                self.options.scroll_end(animate=False)
+            if following:
+                self.call_after_refresh(self.options.scroll_end, animate=False)
 
     def clear(self) -> None:
         self.records.clear()
@@ -182,7 +186,7 @@ class EventLog(Vertical):
     def _rebuild(self) -> None:
         self.options.clear_options()
         self.options.add_options([self._option(r) for r in self.records if self._matches(r)])
-        self.options.scroll_end(animate=False)
+        self.call_after_refresh(self.options.scroll_end, animate=False)
 
     def shown_records(self) -> list[dict[str, Any]]:
         return [r for r in self.records if self._matches(r)]
