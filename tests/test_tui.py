@@ -201,7 +201,7 @@ async def test_removing_a_link_draws_it_crossed_out_and_undo_brings_it_back():
 async def test_undo_and_redo_an_inspector_edit_restart_the_run_on_each_scenario():
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await until(pilot, lambda: app.inspector.query("#f-parallelism-tp"))
         tp = app.inspector.query_one("#f-parallelism-tp", Input)
         tp.focus()
         tp.value = "4"
@@ -345,13 +345,13 @@ async def test_hovering_a_box_shows_its_summary():
 async def test_a_refused_edit_says_why_in_view_and_the_field_shows_the_value_in_use():
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await until(pilot, lambda: app.inspector.query("#f-parallelism-tp"))
         tp = app.inspector.query_one("#f-parallelism-tp", Input)
         tp.focus()
         tp.value = "3"
         await pilot.press("enter")
-        await pilot.pause(0.2)
         result = app.inspector.query_one("#inspector-result")
+        await until(pilot, lambda: "refused" in str(result.visual))
         assert result.display and result.region.height >= 1
         assert "refused" in str(result.visual) and "stays 2" in str(result.visual)
         assert "does not divide" in str(app.inspector.query_one("#f-parallelism-tp-err").visual)
@@ -359,8 +359,7 @@ async def test_a_refused_edit_says_why_in_view_and_the_field_shows_the_value_in_
         assert app.sandbox.scenario.parallelism.tp == 2
         tp.value = "4"
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert app.sandbox.scenario.parallelism.tp == 4
+        await until(pilot, lambda: app.sandbox.scenario.parallelism.tp == 4)
         assert "applied" in str(result.visual)
 
 
@@ -530,7 +529,7 @@ async def test_at_80x24_every_dashboard_number_is_on_screen():
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(1.0)
         text = screen_text(app)
-        for label in ("t 0d 00:00:00", "peak", "delivered", "× generality", "× stability", "53.8%", "tokens/s",
+        for label in ("0d 00:00:00", "peak", "delivered", "× generality", "× stability", "53.8%", "tokens/s",
                       "no faults", "ETTR", "100.00%", "stability", "MFU now", "per step", "replicas", "32/32",
                       "stops", "chips ok", "isolated", "failed", "in repair", "spares", "tokens", "ETA"):  # fmt: skip
             assert label in text, label

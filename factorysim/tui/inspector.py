@@ -256,7 +256,10 @@ class Inspector(VerticalScroll):
                 if f.path.rsplit(".", 1)[0] != self.section:
                     continue
                 value = values.get(f.path)
-                control = self.query_one("#" + _wid(f.path))
+                found = self.query("#" + _wid(f.path))
+                if not found:  # the section is being mounted: it is filled when it is
+                    continue
+                control = found.first()
                 if isinstance(control, Select):
                     if value is not None and str(value) in f.options:
                         control.value = str(value)
