@@ -43,7 +43,7 @@ async def select(pilot, app: FactorySimApp, box_id: str) -> None:
     assert app.canvas.selected == box_id
 
 
-async def until(pilot, condition, seconds: float = 5.0) -> None:
+async def until(pilot, condition, seconds: float = 15.0) -> None:
     """Wait (in small steps) for what a slow, shared machine may take a moment to show."""
     for _ in range(int(seconds / 0.05)):
         if condition():
@@ -71,7 +71,7 @@ async def inject(pilot, app: FactorySimApp, kind_index: int = 0) -> None:
 async def test_the_sandbox_opens_on_the_starter_with_every_panel():
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "events" in screen_text(app) and "= delivered" in screen_text(app))
         assert app.view == View("pod", 0)
         assert app.canvas.scene.box("rack0") is not None
         text = screen_text(app)
@@ -397,7 +397,7 @@ async def test_space_still_pauses_after_an_edit_in_a_select():
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.inspector.query("#tab-workload"))
         await pilot.click("#tab-workload")
-        await until(pilot, lambda: app.inspector.query("#f-workload-precision"))
+        await until(pilot, lambda: [s.value for s in app.inspector.query("#f-workload-precision")] == ["bf16"])
         precision = app.inspector.query_one("#f-workload-precision", Select)
         precision.focus()
         precision.value = "fp8"
