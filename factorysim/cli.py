@@ -29,6 +29,7 @@ examples:
   factorysim challenges                                the built-in challenges, easy to hard
   factorysim play --challenge layout-101              play one
   factorysim play --replay run.jsonl                  watch a recorded run, with a time slider
+  factorysim serve                                    the sandbox as a web page on http://127.0.0.1:8000
   factorysim validate FILE                            check a file, list every problem
   factorysim calibrate                                the model against published training runs
   factorysim schema > factorysim.schema.json          JSON Schema for editors
@@ -86,6 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paused", action="store_true", help="start paused")
     p.add_argument("--challenge", metavar="NAME", help="play a built-in challenge (see `factorysim challenges`)")
     p.add_argument("--replay", metavar="LOG", help="watch a recorded run (factorysim run --record) with a time slider")
+    p.add_argument(
+        "--tour",
+        action="store_true",
+        help="show the walkthrough (pause, select, fault, fix); it shows by itself the first time",
+    )
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the sandbox as a web page (one sandbox per browser tab)",
+        description="Serve the sandbox in a web browser: every tab that opens the page gets its own "
+        "sandbox process, exactly as `factorysim play` would run it in a terminal. By default the "
+        "server listens on 127.0.0.1, so only this machine can open it. --host 0.0.0.0 (or an "
+        "address of this machine) exposes it to everyone who can reach the port: there is no login, "
+        "and the sandbox's open, save and write-log dialogs read and write files with your "
+        "permissions. Expose it only on a network you trust, or behind a proxy that authenticates.",
+    )
+    _scenario_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
+    p.add_argument("--speed", metavar="TIME", default="1h", help='sim time per real second (default "1h")')
+    p.add_argument("--paused", action="store_true", help="start paused")
+    p.add_argument("--challenge", metavar="NAME", help="serve a built-in challenge")
 
     p = sub.add_parser(
         "estimate",
@@ -171,9 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _console():
-    from rich.console import Console
+    from .console import terminal_console
 
-    return Console(highlight=False)
+    return terminal_console()
 
 
 def _fail(message: str) -> int:
@@ -235,12 +259,55 @@ def cmd_play(args: argparse.Namespace) -> int:
     if speed <= 0:
         raise ScenarioError([Problem("--speed", "must be positive")])
     from .tui import FactorySimApp
+    from .tui.tour import marker_path
 
     clock = SimClock(speed=speed, paused=args.paused, frame_interval=1 / 12)
+    marker = marker_path()
+    first_run = not (args.scenario or args.challenge or args.replay or args.overrides) and not marker.exists()
     app = FactorySimApp(
-        scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed, sandbox=sandbox
+        scenario,
+        args.scenario if not args.challenge else None,
+        clock=clock,
+        seed=args.seed,
+        sandbox=sandbox,
+        tour=args.tour or first_run,
+        tour_marker=marker,
     )
     app.run()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The sandbox in a browser: textual-serve runs `factorysim play` with the same arguments per page."""
+    import shlex
+
+    from .scenario import Problem, ScenarioError, parse_duration
+
+    _scenario_or_challenge(args)  # bad input is reported here, once, not in every browser tab
+    try:
+        if parse_duration(args.speed) <= 0:
+            raise ValueError("must be positive")
+    except ValueError as exc:
+        raise ScenarioError([Problem("--speed", str(exc))]) from None
+    if not 0 < args.port < 65536:
+        raise ScenarioError([Problem("--port", f"must be between 1 and 65535, got {args.port}")])
+    play = [sys.executable, "-m", "factorysim", "play", "--speed", args.speed]
+    if args.scenario:
+        from pathlib import Path
+
+        play.append(str(Path(args.scenario).resolve()))  # the server may start pages from another folder
+    for override in args.overrides:
+        play += ["--set", override]
+    if args.seed is not None:
+        play += ["--seed", str(args.seed)]
+    if args.paused:
+        play.append("--paused")
+    if args.challenge:
+        play += ["--challenge", args.challenge]
+    from textual_serve.server import Server
+
+    title = f"factorysim {args.challenge or args.scenario or 'starter'}"
+    Server(shlex.join(play), host=args.host, port=args.port, title=title).serve()
     return 0
 
 
@@ -579,6 +646,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "play": cmd_play,
+    "serve": cmd_serve,
     "estimate": cmd_estimate,
     "validate": cmd_validate,
     "schema": cmd_schema,
