@@ -592,8 +592,6 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .scenario import ScenarioError
-
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
@@ -601,8 +599,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except ScenarioError as exc:
-        return _fail(exc.render())
+    except Exception as exc:  # a user error is one line per problem; anything else is a bug and keeps its traceback
+        from .scenario.errors import ScenarioError  # imported here: `factorysim --help` needs no scenario code
+
+        if isinstance(exc, ScenarioError):
+            return _fail(exc.render())
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
