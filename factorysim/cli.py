@@ -176,6 +176,19 @@ def _console():
     return Console(highlight=False)
 
 
+def _seed(args: argparse.Namespace, scenario) -> int:
+    """--seed, or the scenario's run.seed; a ScenarioError when out of range (numpy takes 0 to 2**63 - 1 here)."""
+    from .scenario import Problem, ScenarioError
+    from .scenario.models import MAX_SEED
+
+    if args.seed is None:
+        return scenario.run.seed
+    last = args.seed + getattr(args, "seeds", 1) - 1
+    if not 0 <= args.seed <= MAX_SEED or last > MAX_SEED:
+        raise ScenarioError([Problem("--seed", f"got {args.seed}; a seed is a whole number from 0 to 2**63 - 1")])
+    return args.seed
+
+
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
@@ -238,7 +251,11 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     clock = SimClock(speed=speed, paused=args.paused, frame_interval=1 / 12)
     app = FactorySimApp(
-        scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed, sandbox=sandbox
+        scenario,
+        args.scenario if not args.challenge else None,
+        clock=clock,
+        seed=None if args.seed is None else _seed(args, scenario),
+        sandbox=sandbox,
     )
     app.run()
     return 0
@@ -357,7 +374,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ScenarioError([Problem("--seeds", "must be at least 1")])
     if args.seeds > 1 and (args.record or args.report):
         raise ScenarioError([Problem("--record" if args.record else "--report", "is for one run; drop --seeds")])
-    seed = scenario.run.seed if args.seed is None else args.seed
+    seed = _seed(args, scenario)
     if args.seeds > 1:
         seeds = list(range(seed, seed + args.seeds))
         with _progress(f"{len(seeds)} seeds") as bar:
@@ -430,7 +447,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         duration = parse_duration(args.duration) if args.duration else a.run.duration
     except ValueError as exc:
         raise ScenarioError([Problem("--duration", str(exc))]) from None
-    seed = a.run.seed if args.seed is None else args.seed
+    seed = _seed(args, a)
     results = []
     with _progress("simulating both") as bar:
         task = bar.add_task("sim", total=2)

@@ -20,11 +20,7 @@ def load_scenario(path: str | os.PathLike[str] | None = None, overrides: Iterabl
 
     Raises ScenarioError listing every problem: syntax, schema, parallel layout, memory per chip.
     """
-    scenario = load_scenario_file(path, overrides)
-    problems = check_scenario(scenario)
-    if problems:
-        raise ScenarioError(problems, str(path) if path is not None else "<default scenario>")
-    return scenario
+    return load_scenario_file(path, overrides, more_checks=check_scenario)
 
 
 def check_scenario(scenario: Scenario, edits_checked: bool = False) -> list[Problem]:
