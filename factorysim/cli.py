@@ -513,9 +513,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     "fingerprint": result.fingerprint,
                     "recorded_fingerprint": result.recorded_fingerprint,
                     "divergence": result.divergence,
+                    "altered_at": result.altered_at,
                 },
                 indent=2,
             )
+        )
+    elif result.altered_at is not None:
+        print(
+            f"ALTERED: line {result.altered_at} does not match the log's hash chain: the log was changed after "
+            "it was written; nothing was re-simulated",
+            file=sys.stderr,
         )
     elif result.identical:
         print(f"identical: {result.events} events replayed, fingerprint {result.fingerprint}")
