@@ -116,16 +116,8 @@ class LogAltered(ScenarioError):
 
     def __init__(self, line: int, source: str) -> None:
         self.line = line
-        super().__init__(
-            [
-                Problem(
-                    "",
-                    f"altered at line {line}: the line does not match the log's hash chain, so the log "
-                    "was changed after it was written",
-                )
-            ],  # fmt: skip
-            source,
-        )
+        reason = "the line does not match the log's hash chain, so the log was changed after it was written"
+        super().__init__([Problem("", f"altered at line {line}: {reason}")], source)
 
 
 @dataclass(frozen=True)
