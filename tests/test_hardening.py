@@ -220,3 +220,234 @@ def test_a_directory_or_an_oversized_file_is_refused(tmp_path):
     with pytest.raises(ScenarioError, match=f"is {big.stat().st_size:,} bytes; a scenario file is at most 1,048,576"):
         load_scenario_file(big)
     assert stat.S_ISREG(big.stat().st_mode)
+
+
+# ---------------------------------------------------------------- output paths that never clobber
+
+
+def run_args(*extra: str) -> list[str]:
+    return ["run", str(STARTER), "--duration", "1d", *extra]
+
+
+def test_recording_over_the_scenario_being_read_is_refused_and_it_stays(tmp_path, capsys):
+    mine = tmp_path / "mine.toml"
+    mine.write_text(STARTER.read_text())
+    before = mine.read_bytes()
+    assert main(["run", str(mine), "--duration", "1d", "--record", str(mine), "--force"]) == 2
+    assert problems_of(capsys) == [f'--record: "{mine}" is the scenario being read; write to another file']
+    assert mine.read_bytes() == before
+
+
+def test_a_device_is_never_replaced(capsys):
+    assert main(run_args("--record", "/dev/null", "--force")) == 2
+    assert problems_of(capsys) == ['--record: "/dev/null" is a device; factorysim writes only regular files']
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_an_existing_file_needs_force_and_is_then_replaced(tmp_path, capsys):
+    log = tmp_path / "run.jsonl"
+    log.write_text("keep me\n")
+    assert main(run_args("--record", str(log))) == 2
+    assert problems_of(capsys) == [f'--record: "{log}" exists; add --force to overwrite it']
+    assert log.read_text() == "keep me\n"
+    assert main(run_args("--record", str(log), "--force")) == 0
+    assert main(["replay", str(log)]) == 0
+
+
+def test_on_a_terminal_an_existing_file_is_asked_about(tmp_path, capsys, monkeypatch):
+    import io
+
+    import factorysim.outputs as outputs
+
+    report = tmp_path / "r.html"
+    report.write_text("old")
+    monkeypatch.setattr(outputs, "_interactive", lambda: True)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    assert main(run_args("--report", str(report))) == 2
+    assert f"{report} exists; overwrite it? [y/N]" in capsys.readouterr().err and report.read_text() == "old"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    assert main(run_args("--report", str(report))) == 0
+    assert report.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    "record,report,problems",
+    [
+        ("{tmp}", None, ['--record: "{tmp}" is a directory; name a file in it']),
+        ("{tmp}/no/run.jsonl", "{tmp}/no/r.html",
+         ['--record: folder "{tmp}/no" does not exist', '--report: folder "{tmp}/no" does not exist']),
+        ("{tmp}/a", "{tmp}/a", ['--report: "{tmp}/a" is also the file of --record; give two files']),
+        ("/proc/run.jsonl", None, ['--record: cannot write in folder "/proc": No such file or directory']),
+    ],
+    ids=["directory", "missing-folder", "same-file", "unwritable-folder"],
+)  # fmt: skip
+def test_bad_output_paths_are_refused_before_the_run_starts(tmp_path, capsys, monkeypatch, record, report, problems):
+    import factorysim.engine as engine
+
+    monkeypatch.setattr(engine, "Simulation", lambda *a, **k: pytest.fail("the run started"))
+    argv = run_args("--record", record.format(tmp=tmp_path))
+    if report:
+        argv += ["--report", report.format(tmp=tmp_path)]
+    assert main(argv) == 2
+    assert problems_of(capsys) == [p.format(tmp=tmp_path) for p in problems]
+
+
+def test_a_full_disk_is_a_clear_error_after_the_summary_and_the_old_file_stays(tmp_path, capsys, monkeypatch):
+    import errno
+
+    log = tmp_path / "run.jsonl"
+    log.write_text("the previous run\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(run_args("--record", str(log), "--force")) == 2
+    out, err = capsys.readouterr()
+    assert "effective training time ratio" in out  # the run's figures were shown first
+    assert err == f'error: --record: cannot write "{log}": No space left on device; nothing was written\n'
+    assert log.read_text() == "the previous run\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.jsonl"]  # no temporary file left behind
+
+
+def test_the_library_writer_refuses_a_fifo(tmp_path):
+    from factorysim.scenario.files import NotARegularFile, write_atomically
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(NotARegularFile, match="is a FIFO"):
+        write_atomically(fifo, "x")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+# ---------------------------------------------------------------- the work budget
+
+
+@pytest.mark.parametrize(
+    "argv,events",
+    [
+        (["run", "scenarios/h100-100k.toml", "--duration", "100y"], "about 2,267,048 fault events (62 a day over 100.0 y)"),
+        (["run", "scenarios/h100-100k.toml", "--seeds", "1000"], "about 2,173,584 fault events (62 a day over 30.0 d × 1,000 runs)"),
+        (["run", "scenarios/kuae-mtt-s4000-1k.toml", "--set", "reliability.rates.fabric_link_flapping=10"],
+         "about 8,400,021 fault events (240,001 a day over 30.0 d)"),
+        (["run", "scenarios/h100-100k.toml", "--set", "reliability.rate_multiplier=1000"],
+         "about 2,173,584 fault events (62,102 a day over 30.0 d)"),
+        (["replay", "{big_log}"], "about 1,998,827 fault events (1,997 a day over 2.7 y)"),
+    ],
+    ids=["100-years", "1000-seeds", "flapping", "storm", "replay"],
+)  # fmt: skip
+def test_work_past_the_budget_is_refused_before_it_starts(tmp_path, capsys, monkeypatch, argv, events):
+    import factorysim.engine as engine
+
+    if "{big_log}" in argv:
+        argv = ["replay", str(_log_of_a_long_run(tmp_path))]
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(engine, "Simulation", lambda *a, **k: pytest.fail("the run started"))
+    assert main(argv) == 2
+    assert problems_of(capsys) == [
+        f"work budget: {events}, past the budget of 1,000,000; add --yes to run it anyway, or shorten --duration, "
+        "run fewer --seeds or lower the fault rates"
+    ]
+
+
+def _log_of_a_long_run(tmp_path: Path) -> Path:
+    """A valid log whose closing line says the run lasted 1000 days at a high fault rate (as if run with --yes)."""
+    import json
+
+    from factorysim.engine.log import EventLog, dumps, with_links
+    from factorysim.scenario.files import load_scenario_file, scenario_data
+
+    data = scenario_data(load_scenario_file(None, ["reliability.rates.faulty_gpu=1.3"]))
+    from factorysim.engine.log import scenario_hash
+
+    log = EventLog({"factorysim": "x", "seed": 1, "scenario": data, "scenario_sha256": scenario_hash(data)},
+                   keep_all=True)  # fmt: skip
+    closing = dumps(log.closing(1000 * 86400.0, {}))
+    path = tmp_path / "long.jsonl"
+    path.write_text(with_links([*log.lines, closing]))
+    assert json.loads(closing)["t"] == 1000 * 86400.0
+    return path
+
+
+def test_a_fault_draw_too_large_for_memory_is_refused_even_with_yes(capsys):
+    assert main(run_args("--set", "reliability.rates.faulty_gpu=1000", "--yes")) == 2
+    assert problems_of(capsys) == [
+        "reliability.rates: about 10,752,000 fault events a sim week; at most 10,000,000 can be drawn at once: "
+        "lower the rates or reliability.rate_multiplier"
+    ]
+
+
+def test_the_estimate_is_rates_times_exposure_times_duration_and_matches_a_run():
+    """64 GPUs failing at 0.01 per GPU-hour for 4 weeks: 0.64 an hour, 430 in all; a run draws that many."""
+    from factorysim.engine import Simulation
+    from factorysim.engine.budget import estimate_work
+    from factorysim.engine.faults import fault_classes
+
+    zero = [
+        f"reliability.rates.{fc.name}=0" for fc in fault_classes(load_scenario_file(None)) if fc.name != "faulty_gpu"
+    ]
+    s = load_scenario_file(None, [*zero, "reliability.rates.faulty_gpu=0.01", "cluster.spare_nodes=0"])
+    work = estimate_work(s, 28 * 86400.0, runs=3)
+    assert work.per_hour == pytest.approx(0.64)
+    assert work.events == pytest.approx(0.64 * 24 * 28 * 3)
+    drawn = sum(len(Simulation(s, seed=k).process.chunk(w)) for k in range(3) for w in range(4))
+    assert abs(drawn - work.events) < 3 * work.events**0.5  # Poisson: within 3 standard deviations
+
+
+# ---------------------------------------------------------------- Ctrl-C and progress
+
+
+def _interrupt_after(monkeypatch, cls, name: str, calls: int) -> None:
+    """Send this process a real SIGINT (as Ctrl-C does) on the given call of cls.name."""
+    import signal
+
+    real = getattr(cls, name)
+    count = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        count["n"] += 1
+        if count["n"] == calls:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cls, name, wrapped)
+
+
+def test_ctrl_c_stops_a_run_cleanly_with_a_partial_summary_and_a_log_that_replays(tmp_path, capsys, monkeypatch):
+    from factorysim.engine import Simulation
+
+    _interrupt_after(monkeypatch, Simulation, "run_until", 50)
+    log = tmp_path / "run.jsonl"
+    assert main(["run", str(STARTER), "--duration", "20d", "--record", str(log)]) == 130
+    out, err = capsys.readouterr()
+    assert out.startswith("starter-64 — 5.0 d of sim time")  # 50 of 200 steps of 20 days
+    assert "interrupted at 5.0 d of 20.0 d of sim time: the figures above cover the time simulated" in err
+    monkeypatch.undo()
+    assert main(["replay", str(log)]) == 0
+
+
+def test_ctrl_c_stops_many_seeds_between_runs(capsys, monkeypatch):
+    import factorysim.engine.runs as runs
+
+    _interrupt_after(monkeypatch, runs, "run_one", 2)
+    assert main(["run", str(STARTER), "--duration", "1d", "--seeds", "3", "--json"]) == 130
+    out, err = capsys.readouterr()
+    assert '"runs": 2' in out and "interrupted after 2 of 3 runs" in err
+
+
+def test_progress_appears_only_on_a_terminal_and_after_a_while(monkeypatch):
+    import io
+
+    from factorysim.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for show_after, shown in ((0.0, True), (60.0, False)):
+        err = Terminal()
+        monkeypatch.setattr(sys, "stderr", err)
+        with Progress("simulating", 10, show_after=show_after) as bar:
+            for i in range(10):
+                bar.update(i + 1)
+        assert ("simulating" in err.getvalue() and "ETA" in err.getvalue()) == shown

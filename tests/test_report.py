@@ -94,4 +94,4 @@ def test_compare_shows_both_scenarios_and_writes_a_report(tmp_path, capsys):
 def test_a_report_that_cannot_be_written_is_a_clear_error(tmp_path, capsys):
     code = main(["run", "--duration", "1d", "--report", str(tmp_path / "missing" / "r.html")])
     assert code == 2
-    assert "--report: cannot write" in capsys.readouterr().err
+    assert capsys.readouterr().err == f'error: --report: folder "{tmp_path / "missing"}" does not exist\n'

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import errno
 import os
 import re
 import stat
@@ -427,11 +428,23 @@ def scenario_toml(scenario: Scenario) -> str:
     return tomli_w.dumps(scenario_data(scenario))
 
 
+class NotARegularFile(OSError):
+    """The target of a write exists and is not a regular file (a device, FIFO, socket or directory)."""
+
+
 def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
     """Write text to a file atomically: a temporary file in the same folder, flushed, then renamed over the
     target. A failure at any point leaves the file already on disk untouched. The new file keeps the old
-    one's permissions, or gets the usual ones (the umask's)."""
+    one's permissions, or gets the usual ones (the umask's). Anything but a regular file (or a symbolic link,
+    which is replaced, not followed) is refused with NotARegularFile."""
     target = Path(path)
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # renaming over /dev/null replaces it
+        kind = "a directory" if stat.S_ISDIR(mode) else _file_kind(mode)
+        raise NotARegularFile(errno.EEXIST, f"{target} is {kind}; only a regular file is replaced", str(target))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -63,7 +63,9 @@ def human_duration(seconds: float) -> str:
         return f"{seconds / 60:.1f} min"
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    if seconds < 2 * 365 * 86400:
+        return f"{seconds / 86400:.1f} d"
+    return f"{seconds / (365 * 86400):.1f} y"
 
 
 Duration = Annotated[
