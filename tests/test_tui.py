@@ -40,7 +40,12 @@ async def test_the_sandbox_opens_on_the_starter_with_every_panel():
         await pilot.pause(0.3)
         assert app.view == View("pod", 0)
         assert app.canvas.scene.box("rack0") is not None
-        assert "peak BF16" in str(app.dashboard._waterfall.render().columns) or app.dashboard.ready
+        step = app.sandbox.step  # the waterfall shows the starter's step: its peak and its four factors
+        assert app.dashboard._waterfall.peak == step.peak_flops == pytest.approx(64 * 989e12)
+        shown = app.dashboard._waterfall.factors
+        assert [shown[k] for k in ("generality", "chip", "node", "cluster")] == list(step.factors.as_dict().values())[
+            :4
+        ]
         assert app.sandbox.sim.now == 0.0  # paused: sim time frozen
 
 
