@@ -149,7 +149,7 @@ def test_a_damaged_log_is_refused_with_a_clear_message(log, damage, message):
 def test_a_log_cut_in_the_middle_of_a_line_is_truncated(log):
     text = log.read_text()
     log.write_text(text[: len(text) - 40])
-    with pytest.raises(ScenarioError, match=r"line \d+ is cut short: the log is truncated"):
+    with pytest.raises(ScenarioError, match=r"line \d+ is incomplete \(no line end\): the log is truncated"):
         replay(log)
 
 

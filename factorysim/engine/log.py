@@ -174,7 +174,7 @@ def read_recorded_run(path: str | os.PathLike[str]) -> RecordedRun:
         link = chain_link(link, body)
         if m is None or m.group(1) != link[:16]:
             if number == len(rows) and not complete:
-                raise bad(f"line {number} is cut short: the log is truncated")
+                raise bad(f"line {number} is incomplete (no line end): the log is truncated or was altered")
             raise LogAltered(number, source)
         bodies.append(body)
 

@@ -24,7 +24,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {DURATION_HELP}, got {show(value)}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if not isinstance(value, int) or value.bit_length() < 1000 else math.inf
     elif isinstance(value, str):
         text = value.strip().lower()
         if not text or not re.fullmatch(DURATION_PATTERN, text):
