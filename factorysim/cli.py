@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ._version import __version__
 
@@ -38,7 +39,7 @@ Scenario keys are documented in README.md and in `factorysim schema`.
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's default exit code is 2 too; keep the message short
+    def error(self, message: str) -> NoReturn:  # argparse's default exit code is 2 too; keep the message short
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -434,8 +435,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outputs:  # after the summary: a file that cannot be written loses nothing already shown
         from .report import RunResult, run_report
 
-        texts = {"--record": lambda: sim.log.text(sim.now, sim.summary().as_dict()),
-                 "--report": lambda: run_report(RunResult.of(sim))}  # fmt: skip
+        def record() -> str:
+            assert sim.log is not None  # created with record=True
+            return sim.log.text(sim.now, sim.summary().as_dict())
+
+        texts = {"--record": record, "--report": lambda: run_report(RunResult.of(sim))}
         write_outputs([(o, texts[o.flag]) for o in outputs], [args.scenario])
         if not args.json:
             for o in outputs:

@@ -21,6 +21,7 @@ import math
 import os
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,14 @@ def read_recorded_run(path: str | os.PathLike[str]) -> RecordedRun:
     return RecordedRun(header, bodies[:-1], closing, bodies[-1])
 
 
+Refusal = Callable[[str], ScenarioError]
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_header(header: dict[str, Any], bad) -> None:
+def _check_header(header: dict[str, Any], bad: Refusal) -> None:
     seed = header.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
         raise bad(f"line 1: the header's seed is {show(seed)}; a seed is a whole number from 0 to 2**63 - 1")
@@ -214,13 +218,13 @@ def _check_header(header: dict[str, Any], bad) -> None:
         raise bad("line 1: the header has no scenario_sha256")
 
 
-def _check_time(record: dict[str, Any], number: int, bad) -> None:
+def _check_time(record: dict[str, Any], number: int, bad: Refusal) -> None:
     t = record.get("t")
-    if not _number(t) or not 0 <= t <= MAX_DURATION:
+    if not (isinstance(t, (int, float)) and _number(t) and 0 <= t <= MAX_DURATION):
         raise bad(f"line {number}: t is {show(t)}; a sim time is a number of seconds from 0 to 1000 years")
 
 
-def _check_event(record: Any, number: int, bad) -> None:
+def _check_event(record: Any, number: int, bad: Refusal) -> None:
     if not isinstance(record, dict):
         raise bad(f"line {number} is {show(record)}, not an event record")
     if not isinstance(record.get("kind"), str) or not isinstance(record.get("target"), str):
@@ -239,7 +243,7 @@ def _check_event(record: Any, number: int, bad) -> None:
             raise bad(f"line {number}: injected fault duration {show(duration)}; allowed: seconds, more than 0")
 
 
-def _check_closing(closing: dict[str, Any], number: int, bad) -> None:
+def _check_closing(closing: dict[str, Any], number: int, bad: Refusal) -> None:
     _check_time(closing, number, bad)
     events = closing.get("events")
     if not isinstance(events, int) or isinstance(events, bool) or events != number - 2:
