@@ -451,3 +451,42 @@ def test_progress_appears_only_on_a_terminal_and_after_a_while(monkeypatch):
             for i in range(10):
                 bar.update(i + 1)
         assert ("simulating" in err.getvalue() and "ETA" in err.getvalue()) == shown
+
+
+def test_ctrl_c_stops_both_runs_of_a_comparison_at_the_same_sim_time(capsys, monkeypatch):
+    import json
+
+    from factorysim.engine import Simulation
+
+    _interrupt_after(monkeypatch, Simulation, "run_until", 21)  # during step 11 of 200, run A
+    assert main(["compare", str(STARTER), str(STARTER), "--duration", "20d", "--json"]) == 130
+    out = json.loads(capsys.readouterr().out)
+    assert out["duration_s"] == out["summaries"]["a"]["duration_s"] == out["summaries"]["b"]["duration_s"]
+    assert out["duration_s"] == pytest.approx(11 / 200 * 20 * 86400)
+
+
+def test_ctrl_c_stops_a_replay_without_a_verdict(tmp_path, capsys, monkeypatch):
+    from factorysim.engine import Simulation
+
+    log = tmp_path / "run.jsonl"
+    assert main(["run", str(STARTER), "--duration", "5d", "--record", str(log)]) == 0
+    capsys.readouterr()
+    _interrupt_after(monkeypatch, Simulation, "run_until", 30)
+    assert main(["replay", str(log)]) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and "the replay stopped before the end of the log, so there is no verdict" in err
+
+
+@pytest.mark.parametrize(
+    "command,size,message",
+    [
+        ("validate", 2 << 20, "is 2,097,152 bytes; a scenario file is at most 1,048,576"),
+        ("replay", 1 << 30, "is 1,073,741,824 bytes; an event log is at most 268,435,456"),
+    ],
+)
+def test_a_gigabyte_input_is_refused_by_its_size_before_reading(tmp_path, capsys, command, size, message):
+    big = tmp_path / "big"
+    with open(big, "wb") as fh:
+        fh.truncate(size)  # sparse: no disk used, but read it would take the memory
+    assert main([command, str(big)]) == 2
+    assert problems_of(capsys) == [message]
