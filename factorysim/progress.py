@@ -59,6 +59,9 @@ class Progress:
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=True)  # fmt: skip
             self._task = self._bar.add_task(self.label, total=self.total)
+            for task in self._bar.tasks:  # the elapsed time counts from the start of the work, not of the bar
+                if task.id == self._task and task.start_time is not None:
+                    task.start_time -= time.monotonic() - self.start
             self._bar.start()
         if self._bar is not None:
             self._bar.update(self._task, completed=done)
