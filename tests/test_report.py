@@ -150,7 +150,8 @@ def test_names_are_plain_text_in_charts_and_tables(tmp_path, capsys, name):
         assert chart is not None
     in_charts = sum(html.unescape(chart).count(name) for chart in re.findall(r"<svg.*?</svg>", text, re.S))
     assert in_charts == 10  # both names in 4 legends (waterfall, tokens, ETTR, interruptions) and 2 titles
-    assert main(["run", str(STARTER), *args, "--report", str(tmp_path / "run.html")]) == 0
+    if "$" in name:  # run --report crashed on it too (the charts are the same code)
+        assert main(["run", str(STARTER), *args, "--report", str(tmp_path / "run.html")]) == 0
 
 
 def test_a_report_that_cannot_be_written_is_a_clear_error(tmp_path, capsys):
