@@ -78,6 +78,12 @@ async def test_the_sandbox_opens_on_the_starter_with_every_panel():
         for word in ("peak BF16", "× stability", "= delivered", "tokens/s", "ETTR", "inspector", "events"):
             assert word in text, word
         assert app.dashboard.border_title == "t 0d 00:00:00 · 1 h/s · paused"
+        step = app.sandbox.step  # the waterfall shows the starter's step: its peak and its four factors
+        assert app.dashboard._waterfall.peak == step.peak_flops == pytest.approx(64 * 989e12)
+        shown = app.dashboard._waterfall.factors
+        assert [shown[k] for k in ("generality", "chip", "node", "cluster")] == list(step.factors.as_dict().values())[
+            :4
+        ]
         assert app.sandbox.sim.now == 0.0  # paused: sim time frozen
 
 
