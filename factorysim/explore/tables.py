@@ -1,0 +1,137 @@
+"""Terminal output of searches and sweeps, with the estimate's own waterfall table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..console import describe, waterfall_table
+from ..perf import StepEstimate
+from .knobs import BY_KEY, LABELS
+from .search import SearchResult, changes, refusal_lines
+from .sweep import SweepResult, means
+from .values import plain
+
+
+def _knob_columns(result: SearchResult) -> list[str]:
+    """The searched knobs whose value differs somewhere among the rows shown."""
+    rows = [r.knobs for r in result.best] + ([dict(result.baseline.choice)] if result.baseline else [])
+    return [k for k in result.domain.turned if k in LABELS and len({plain(r.get(k)) for r in rows}) > 1]
+
+
+def layout_text(result: SearchResult, r) -> str:
+    """Every searched knob of a layout: "tp4 cp1 pp4 dp64 ep1 mb1 v2 sp=true zero1 recompute=none"."""
+    settings = result.settings(r) if r.variant >= 0 else dict(r.choice)
+    out = []
+    for k in result.domain.turned:
+        v = plain(settings.get(k))
+        out.append(f"{LABELS[k]}{v}" if v.isdigit() else f"{LABELS[k]}={v}")
+    return " ".join(out)
+
+
+def print_search(console: Console, result: SearchResult, estimates: Sequence[StepEstimate], why: Sequence[str]) -> None:
+    s, obj = result.scenario, result.objective
+    console.print(Text(s.name, style="bold"), Text(f"— every layout ranked by {obj.label}"))
+    held = [f"{k.label} {plain(result.settings(result.best[0]).get(k.key, ''))}" for k in BY_KEY.values()
+            if k.level == "layout" and k.key not in result.domain.turned and result.best]  # fmt: skip
+    if held:
+        console.print(Text("  held: " + ", ".join(held) + " (--vary KEY to search them)", style="dim"))
+    for line in refusal_lines(result):
+        console.print(f"  {line}")
+    if not result.best:
+        console.print(Text("No layout fits: every candidate was refused (see above).", style="bold red"))
+        return
+    keys = _knob_columns(result)
+    variant_keys = [k for k, _ in result.variants[0][0]]
+    t = Table(title=f"Top {len(result.best)} by {obj.label}", title_justify="left", box=None, pad_edge=False)
+    extra = [m for m in ("tokens_per_s", "mfu") if m != obj.name]
+    names = {"tokens_per_s": "tokens/s", "mfu": "MFU"}
+    for h in ["#", obj.label, *(names[m] for m in extra), "GB/chip", *variant_keys, *(LABELS[k] for k in keys)]:
+        t.add_column(h, justify="left" if h in variant_keys else "right", no_wrap=True)
+
+    def measures(r) -> list[str]:
+        shown = {"tokens_per_s": f"{r.tokens_per_s:,.0f}", "mfu": f"{r.mfu:.1%}"}
+        return [obj.fmt(r.objective), *(shown[m] for m in extra), f"{r.memory_gb:.1f}"]
+
+    def cells(rank: str, r) -> list[str]:
+        settings = result.settings(r)
+        return [rank, *measures(r), *(plain(settings.get(k)) for k in variant_keys),
+                *(plain(settings.get(k)) for k in keys)]  # fmt: skip
+
+    for rank, r in enumerate(result.best, 1):
+        t.add_row(*cells(str(rank), r))
+    if result.baseline is not None:
+        b = result.baseline
+        own = {**dict(b.choice)}
+        t.add_row(*[Text(c, style="dim") for c in [
+            "own", *measures(b), *(plain(_variant_value(result, k)) for k in variant_keys),
+            *(plain(own.get(k)) for k in keys)]])  # fmt: skip
+    console.print()
+    console.print(t)
+    if len(result.variants) > 1:
+        console.print()
+        per = Table(title="Best per " + ", ".join(variant_keys), title_justify="left", box=None, pad_edge=False)
+        for h in [*variant_keys, obj.label, "tokens/s", "MFU", "layout"]:
+            per.add_column(h, justify="left" if h in (*variant_keys, "layout") else "right", no_wrap=True)
+        for (sets, _), r in zip(result.variants, result.best_per_variant, strict=True):
+            values = [plain(v) for _, v in sets]
+            if r is None:
+                per.add_row(*values, "no layout fits", "", "", "")
+            else:
+                lay = " ".join(f"{LABELS[k]}{plain(result.settings(r)[k])}" for k in keys[:6])
+                per.add_row(*values, obj.fmt(r.objective), f"{r.tokens_per_s:,.0f}", f"{r.mfu:.1%}", lay)
+        console.print(per)
+    console.print()
+    console.print(Text("Why the best beats the scenario's own layout", style="bold"))
+    moved = changes(result, result.best[0])
+    console.print("  " + ("changes: " + ", ".join(moved) if moved else "it is the scenario's own layout"))
+    for line in why:
+        console.print(f"  {line}")
+    for rank, (r, e) in enumerate(zip(result.best, estimates, strict=True), 1):
+        console.print()
+        scenario = result.scenario_for(r)
+        console.print(Text(f"#{rank} ", style="bold"), Text(describe(scenario, e)))
+        console.print(Text(f"   {layout_text(result, r)}", style="dim"))
+        console.print(waterfall_table(e))
+
+
+def _variant_value(result: SearchResult, key: str):
+    from .search import _read
+
+    return _read(result.scenario, key)
+
+
+def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
+    rows = means(result)
+    t = Table(title=f"{len(result.points):,} points" + (f", {len(result.seeds)} seeds each" if result.seeds else ""),
+              title_justify="left", box=None, pad_edge=False)  # fmt: skip
+    head = ["#", *(a.key for a in result.axes), "tokens/s", "MFU"]
+    if result.seeds:
+        head += ["ETTR (mean ± sd)", "tokens/s with faults"]
+    for h in head:
+        t.add_column(h, justify="right", no_wrap=True)
+    sd = {r["point"]: r for r in result.rows if r["stat"] == "sd"}
+    for r in rows[:limit]:
+        cells = [str(r["point"]), *(plain(v) for v in result.points[r["point"]].values)]
+        if r["stat"] == "refused":
+            cells.append(Text("refused: " + (r["problem"] or ""), style="yellow"))
+            t.add_row(*cells)
+            continue
+        cells += [f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}"]
+        if result.seeds:
+            d = sd.get(r["point"], {})
+            cells += [f"{r['ettr']:.2%} ± {d.get('ettr', 0.0):.2%}", f"{r['mean_tokens_per_s']:,.0f}"]
+        t.add_row(*cells)
+    console.print(t)
+    if len(rows) > limit:
+        console.print(Text(f"  … {len(rows) - limit:,} more points in {result.output}", style="dim"))
+    if result.refused:
+        console.print(Text(f"  {result.refused:,} points refused by the scenario checks (rows with stat = refused)",
+                           style="yellow"))  # fmt: skip
+    console.print(
+        f"\n{len(result.rows):,} rows written to {result.output}: computed {result.computed:,} results, "
+        f"reused {result.reused:,} from earlier runs"
+    )
