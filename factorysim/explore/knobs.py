@@ -88,7 +88,7 @@ def _micro_batches(s: Space, c: Choice) -> int:
 # ------------------------------------------------------------------ rules (each mirrors a scenario check)
 
 SCALE_UP = Rule(
-    "tp inside a server's scale-up domain (divides chips_per_node)",
+    "tp divides a server's scale-up domain",
     lambda s, c: s.chips_per_node % c["parallelism.tp"] == 0,
 )
 TP_SHAPE = Rule(

@@ -120,7 +120,7 @@ class DaskRunner:
             fut = self.client.submit(fn, job, key=f"{tag}-{i}", pure=False)
             number[fut.key] = i
             futures.append(fut)
-        queue = as_completed(futures, with_results=False)
+        queue = as_completed(futures, loop=self.client.loop, with_results=False)
         try:
             for fut in queue:
                 i = number[fut.key]

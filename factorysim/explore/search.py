@@ -306,13 +306,10 @@ def why_better(result: SearchResult, best: StepEstimate, base: StepEstimate, lim
 
 
 def refusal_lines(result: SearchResult) -> list[str]:
-    def fmt(c: Counter) -> str:
-        return "; ".join(f"{n:,} by {rule}" for rule, n in c.most_common()) or "none"
-
+    """What was tried and what each rule refused, one line each."""
     placed_tried = result.placements + sum(result.placement_refused.values())
-    return [
-        f"placements (tp, cp, pp, dp, ep) tried {placed_tried:,}: {result.placements:,} valid, refused "
-        f"{fmt(result.placement_refused)}",
-        f"layouts on them tried {result.layouts_tried:,}: {result.estimated:,} estimated, refused "
-        f"{fmt(result.layout_refused)}",
-    ]
+    lines = [f"placements (tp, cp, pp, dp, ep): {placed_tried:,} tried, {result.placements:,} valid"]
+    lines += [f"  {n:,} break the rule: {rule}" for rule, n in result.placement_refused.most_common()]
+    lines.append(f"layouts on them: {result.layouts_tried:,} tried, {result.estimated:,} estimated")
+    lines += [f"  {n:,} break the rule: {rule}" for rule, n in result.layout_refused.most_common()]
+    return lines

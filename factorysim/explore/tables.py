@@ -35,10 +35,10 @@ def layout_text(result: SearchResult, r) -> str:
 def print_search(console: Console, result: SearchResult, estimates: Sequence[StepEstimate], why: Sequence[str]) -> None:
     s, obj = result.scenario, result.objective
     console.print(Text(s.name, style="bold"), Text(f"— every layout ranked by {obj.label}"))
-    held = [f"{k.label} {plain(result.settings(result.best[0]).get(k.key, ''))}" for k in BY_KEY.values()
+    held = [f"{k.key} = {plain(result.settings(result.best[0]).get(k.key, ''))}" for k in BY_KEY.values()
             if k.level == "layout" and k.key not in result.domain.turned and result.best]  # fmt: skip
     if held:
-        console.print(Text("  held: " + ", ".join(held) + " (--vary KEY to search them)", style="dim"))
+        console.print(Text("  held (--vary KEY to search): " + ", ".join(held), style="dim"))
     for line in refusal_lines(result):
         console.print(f"  {line}")
     if not result.best:
@@ -108,7 +108,13 @@ def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
     rows = means(result)
     t = Table(title=f"{len(result.points):,} points" + (f", {len(result.seeds)} seeds each" if result.seeds else ""),
               title_justify="left", box=None, pad_edge=False)  # fmt: skip
-    head = ["#", *(a.key for a in result.axes), "tokens/s", "MFU"]
+    last = [a.key.rsplit(".", 1)[-1] for a in result.axes]
+    head = [
+        "#",
+        *(n if last.count(n) == 1 else a.key for n, a in zip(last, result.axes, strict=True)),
+        "tokens/s",
+        "MFU",
+    ]
     if result.seeds:
         head += ["ETTR (mean ± sd)", "tokens/s with faults"]
     for h in head:
@@ -117,8 +123,7 @@ def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
     for r in rows[:limit]:
         cells = [str(r["point"]), *(plain(v) for v in result.points[r["point"]].values)]
         if r["stat"] == "refused":
-            cells.append(Text("refused: " + (r["problem"] or ""), style="yellow"))
-            t.add_row(*cells)
+            t.add_row(*cells, Text("refused", style="yellow"))
             continue
         cells += [f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}"]
         if result.seeds:
@@ -129,9 +134,15 @@ def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
     if len(rows) > limit:
         console.print(Text(f"  … {len(rows) - limit:,} more points in {result.output}", style="dim"))
     if result.refused:
-        console.print(Text(f"  {result.refused:,} points refused by the scenario checks (rows with stat = refused)",
+        console.print(Text(f"  {result.refused:,} points refused by the scenario checks (rows with stat = refused):",
                            style="yellow"))  # fmt: skip
+        refused = [(r["point"], r["problem"]) for r in rows if r["stat"] == "refused"]
+        for point, problem in refused[:5]:
+            console.print(Text(f"    point {point}: {problem}", style="yellow"), soft_wrap=True)
+        if len(refused) > 5:
+            console.print(Text(f"    … {len(refused) - 5:,} more", style="yellow"))
     console.print(
         f"\n{len(result.rows):,} rows written to {result.output}: computed {result.computed:,} results, "
-        f"reused {result.reused:,} from earlier runs"
+        f"reused {result.reused:,} from earlier runs",
+        soft_wrap=True,
     )
