@@ -226,7 +226,7 @@ def test_search_report_draws_the_frontier_and_keeps_names_as_text(tmp_path, caps
     assert main(["search", str(SCENARIOS / "default.toml"), "--set", f'name="{name}"', "--fix", "parallelism.zero=1",
                  "--fix", "workload.recompute=none", "--workers", "1", "--report", str(report)]) == 0  # fmt: skip
     page = report.read_text()
-    assert page.count("<svg") == 2 and "frontier" in page
+    assert page.count("<svg") == 1 and "frontier" in page and "Every layout fills the job's 64 chips" in page
     assert "<b>$x$</b>" not in page and "&lt;b&gt;$x$&lt;/b&gt; &amp; co" in page
 
 

@@ -27,9 +27,9 @@ def _chart(build) -> str:
 
 def _layout_name(result: SearchResult, record) -> str:
     s = result.settings(record)
-    short = [f"{LABELS.get(k, k)}={plain(v)}" for k, v in s.items() if k in LABELS and k in result.domain.turned]
-    extra = [f"{k}={plain(v)}" for k, v in s.items() if k not in result.domain.turned]
-    return " ".join(extra + short)
+    variant = [f"{k}={plain(v)}" for k, v in result.variants[record.variant][0]]
+    short = [f"{LABELS.get(k, k)}={plain(v)}" for k, v in s.items() if k in result.domain.turned]
+    return " ".join(variant + short)
 
 
 def frontier_chart(result: SearchResult, x: str, xlabel: str) -> str:
@@ -55,7 +55,7 @@ def frontier_chart(result: SearchResult, x: str, xlabel: str) -> str:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{obj.label} ({'higher' if obj.better == 'higher' else 'lower'} is better)")
         ax.set_title(f"{obj.label} against {xlabel}", loc="left", fontsize=11)
-        ax.legend(frameon=False, fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2)
+        ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
         return _svg(fig)
 
     return _chart(build)
@@ -63,15 +63,20 @@ def frontier_chart(result: SearchResult, x: str, xlabel: str) -> str:
 
 def search_report(result: SearchResult, estimates: Sequence[StepEstimate], why: Sequence[str]) -> str:
     obj = result.objective
+    extra = [m for m in ("tokens_per_s", "mfu") if m != obj.name]
+    names = {"tokens_per_s": "tokens/s", "mfu": "MFU"}
+    head = ["#", obj.label, *(names[m] for m in extra), "step s", "GB per chip", "chips", "layout", "changes"]
+
+    def measures(r) -> list[str]:
+        shown = {"tokens_per_s": f"{r.tokens_per_s:,.0f}", "mfu": f"{r.mfu:.1%}"}
+        return [obj.fmt(r.objective), *(shown[m] for m in extra), f"{r.step_time_s:.3f}", f"{r.memory_gb:.1f}",
+                f"{r.chips:,}"]  # fmt: skip
+
     rows = []
-    for rank, (r, _e) in enumerate(zip(result.best, estimates, strict=True), 1):
-        rows.append((str(rank), obj.fmt(r.objective), f"{r.tokens_per_s:,.0f}", f"{r.mfu:.1%}",
-                     f"{r.step_time_s:.3f}", f"{r.memory_gb:.1f}", f"{r.chips:,}", _layout_name(result, r),
-                     ", ".join(changes(result, r)) or "the scenario's own"))  # fmt: skip
+    for rank, r in enumerate(result.best, 1):
+        rows.append((str(rank), *measures(r), _layout_name(result, r), ", ".join(changes(result, r)) or "none"))
     if result.baseline is not None:
-        b = result.baseline
-        rows.append(("own", obj.fmt(b.objective), f"{b.tokens_per_s:,.0f}", f"{b.mfu:.1%}", f"{b.step_time_s:.3f}",
-                     f"{b.memory_gb:.1f}", f"{b.chips:,}", "", "the scenario as given"))  # fmt: skip
+        rows.append(("own", *measures(result.baseline), "", "the scenario as given"))
     counts = [
         ("placements valid", f"{result.placements:,}"),
         *((f"placements refused: {k}", f"{n:,}") for k, n in result.placement_refused.most_common()),
@@ -81,7 +86,7 @@ def search_report(result: SearchResult, estimates: Sequence[StepEstimate], why: 
     chips = {r.chips for r in result.cloud}
     body = [
         "<h2>Best layouts</h2>",
-        _table(["#", obj.label, "tokens/s", "MFU", "step s", "GB per chip", "chips", "layout", "changes"], rows),
+        _table(head, rows),
         "<h2>Why the best beats the scenario's own layout</h2>",
         "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in why) + "</ul>",
         "<h2>The frontier</h2>",
@@ -90,16 +95,10 @@ def search_report(result: SearchResult, estimates: Sequence[StepEstimate], why: 
             "Each grey dot is the best layout of one placement in a band of memory per chip; the line is "
             "the best any layout reaches within that memory.",
         ),
-        _figure_html(
-            frontier_chart(result, "chips", "chips used"),
-            "Chips the job runs on."
-            + (
-                ""
-                if len(chips) > 1
-                else f" Every layout fills the job's {next(iter(chips), 0):,} chips; vary cluster.spare_nodes "
-                "or cluster.nodes to compare sizes."
-            ),
-        ),
+        _figure_html(frontier_chart(result, "chips", "chips used"), "The same layouts by the chips the job runs on.")
+        if len(chips) > 1
+        else f"<p>Every layout fills the job's {next(iter(chips), 0):,} chips: search with --vary "
+        "cluster.spare_nodes=... (or cluster.nodes) to see the objective against chips used.</p>",
         "<h2>What was tried</h2>",
         _table(["", "count"], counts),
     ]

@@ -1,8 +1,9 @@
 """The layout search: every valid layout of a scenario's job on its cluster, ranked by an objective.
 
 `--vary KEY` adds a knob's candidates (or `KEY=a,b,c` any scenario key's values) to the search; keys that
-change the cluster (the chip, the node count) make variants, each validated and indexed once. `--fix
-KEY=VALUE` holds a knob. The work is batches of placements, run by a runner (local or Dask).
+change the cluster (the chip, the node count) make variants, each validated and indexed once. A chip
+compared brings its own scale-up link when the file names its chip's usual one. `--fix KEY=VALUE` holds
+a knob. The work is batches of placements, run by a runner (local or Dask).
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ class SearchResult:
 
     def scenario_for(self, record: Record) -> Scenario:
         """The input scenario with this layout (and its variant's keys), validated like a file."""
-        data = scenario_data(self.scenario)
+        data = scenario_data(self.variants[record.variant][1])
         auto = self.scenario.parallelism.dp == "auto"
         sets = []
-        for key, value in self.settings(record).items():
+        for key, value in record.knobs.items():
             if key == "parallelism.dp" and auto:
                 value = "auto"
             sets.append(f"{key}={toml_value(value)}")
@@ -159,6 +160,11 @@ def _variant(s: Scenario, sets: tuple[tuple[str, Any], ...]) -> Scenario:
     if not sets:
         return s
     data = apply_overrides(scenario_data(s), [f"{k}={toml_value(v)}" for k, v in sets])
+    keys = dict(sets)
+    if "cluster.chip" in keys and "cluster.scale_up" not in keys and s.cluster.scale_up == s.cluster.chip_spec.scale_up:
+        # the file names its chip's own link: each chip compared brings its own (a chip on another's link is
+        # not a machine anyone builds); a link the file chose deliberately stays
+        data["cluster"].pop("scale_up", None)
     probe = json_copy(data)
     probe["parallelism"] = {**probe.get("parallelism", {}), **NEUTRAL_LAYOUT}
     probe.setdefault("workload", {})["micro_batch"] = 1

@@ -16,10 +16,30 @@ from .sweep import SweepResult, means
 from .values import plain
 
 
-def _knob_columns(result: SearchResult) -> list[str]:
-    """The searched knobs whose value differs somewhere among the rows shown."""
-    rows = [r.knobs for r in result.best] + ([dict(result.baseline.choice)] if result.baseline else [])
-    return [k for k in result.domain.turned if k in LABELS and len({plain(r.get(k)) for r in rows}) > 1]
+def compact(settings: dict) -> str:
+    """A layout as people write it: "TP4 PP2×12 DP128 mb1 ZeRO2 full recompute" (what is off left out)."""
+    g = settings.get
+    parts = [f"TP{g('parallelism.tp')}"]
+    if g("parallelism.cp", 1) > 1:
+        parts.append(f"CP{g('parallelism.cp')}")
+    v = g("parallelism.interleave", 1)
+    parts.append(f"PP{g('parallelism.pp')}" + (f"×{v}" if v > 1 else ""))
+    parts.append(f"DP{g('parallelism.dp')}")
+    if g("parallelism.ep", 1) > 1:
+        parts.append(f"EP{g('parallelism.ep')}")
+    parts += [f"mb{g('workload.micro_batch')}", f"ZeRO{g('parallelism.zero')}"]
+    if g("workload.recompute") != "none":
+        parts.append(f"{g('workload.recompute')} recompute")
+    if g("parallelism.tp") > 1 and g("parallelism.sequence_parallel") is False:
+        parts.append("no SP")
+    for key, label in (("workload.precision", ""), ("features.in_network_reduction", "INR"),
+                       ("features.async_comm_engine", "ACE")):  # fmt: skip
+        value = g(key)
+        if key == "workload.precision" and value == "fp8":
+            parts.append("FP8")
+        elif value is True:
+            parts.append(label)
+    return " ".join(parts)
 
 
 def layout_text(result: SearchResult, r) -> str:
@@ -44,45 +64,45 @@ def print_search(console: Console, result: SearchResult, estimates: Sequence[Ste
     if not result.best:
         console.print(Text("No layout fits: every candidate was refused (see above).", style="bold red"))
         return
-    keys = _knob_columns(result)
     variant_keys = [k for k, _ in result.variants[0][0]]
     t = Table(title=f"Top {len(result.best)} by {obj.label}", title_justify="left", box=None, pad_edge=False)
     extra = [m for m in ("tokens_per_s", "mfu") if m != obj.name]
     names = {"tokens_per_s": "tokens/s", "mfu": "MFU"}
-    for h in ["#", obj.label, *(names[m] for m in extra), "GB/chip", *variant_keys, *(LABELS[k] for k in keys)]:
-        t.add_column(h, justify="left" if h in variant_keys else "right", no_wrap=True)
+    for h in ["#", obj.label, *(names[m] for m in extra), "GB/chip"]:
+        t.add_column(h, justify="right", no_wrap=True)
+    for k in variant_keys:
+        t.add_column(LABELS.get(k, k), no_wrap=True)
+    t.add_column("layout", no_wrap=False)
 
     def measures(r) -> list[str]:
         shown = {"tokens_per_s": f"{r.tokens_per_s:,.0f}", "mfu": f"{r.mfu:.1%}"}
         return [obj.fmt(r.objective), *(shown[m] for m in extra), f"{r.memory_gb:.1f}"]
 
-    def cells(rank: str, r) -> list[str]:
-        settings = result.settings(r)
-        return [rank, *measures(r), *(plain(settings.get(k)) for k in variant_keys),
-                *(plain(settings.get(k)) for k in keys)]  # fmt: skip
-
     for rank, r in enumerate(result.best, 1):
-        t.add_row(*cells(str(rank), r))
+        settings = result.settings(r)
+        t.add_row(str(rank), *measures(r), *(plain(settings.get(k)) for k in variant_keys), compact(settings))
     if result.baseline is not None:
         b = result.baseline
-        own = {**dict(b.choice)}
+        own = dict(b.choice)
         t.add_row(*[Text(c, style="dim") for c in [
-            "own", *measures(b), *(plain(_variant_value(result, k)) for k in variant_keys),
-            *(plain(own.get(k)) for k in keys)]])  # fmt: skip
+            "own", *measures(b), *(plain(_variant_value(result, k)) for k in variant_keys), compact(own)]])  # fmt: skip
     console.print()
     console.print(t)
     if len(result.variants) > 1:
         console.print()
         per = Table(title="Best per " + ", ".join(variant_keys), title_justify="left", box=None, pad_edge=False)
-        for h in [*variant_keys, obj.label, "tokens/s", "MFU", "layout"]:
-            per.add_column(h, justify="left" if h in (*variant_keys, "layout") else "right", no_wrap=True)
-        for (sets, _), r in zip(result.variants, result.best_per_variant, strict=True):
-            values = [plain(v) for _, v in sets]
+        link = "cluster.chip" in variant_keys
+        heads = [*(LABELS.get(k, k) for k in variant_keys), *(["scale-up"] if link else []), obj.label,
+                 *(names[m] for m in extra)]  # fmt: skip
+        for h in heads:
+            per.add_column(h, justify="right" if h in (obj.label, "tokens/s", "MFU") else "left", no_wrap=True)
+        per.add_column("layout")
+        for (sets, v), r in zip(result.variants, result.best_per_variant, strict=True):
+            values = [plain(x) for _, x in sets] + ([v.cluster.link_name] if link else [])
             if r is None:
-                per.add_row(*values, "no layout fits", "", "", "")
+                per.add_row(*values, "no layout fits")
             else:
-                lay = " ".join(f"{LABELS[k]}{plain(result.settings(r)[k])}" for k in keys[:6])
-                per.add_row(*values, obj.fmt(r.objective), f"{r.tokens_per_s:,.0f}", f"{r.mfu:.1%}", lay)
+                per.add_row(*values, *measures(r)[:-1], compact(result.settings(r)))
         console.print(per)
     console.print()
     console.print(Text("Why the best beats the scenario's own layout", style="bold"))
