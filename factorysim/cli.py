@@ -175,11 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _where_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per core)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="local worker processes (default: one per core); runs locally"
+    )
     p.add_argument(
         "--scheduler",
         metavar="tcp://HOST:PORT",
-        help="run on a Dask distributed cluster instead (default: $FACTORYSIM_SCHEDULER if set)",
+        help="run on a Dask distributed cluster (default: $FACTORYSIM_SCHEDULER when set and --workers is not)",
     )
 
 

@@ -65,7 +65,7 @@ class LocalRunner:
 class DaskRunner:
     """A Dask distributed cluster: one task per batch, results as they finish, lost batches retried."""
 
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
         try:
             from distributed import Client
         except ImportError:  # pragma: no cover - a dependency, but say what to do if it is missing
@@ -144,8 +144,9 @@ class DaskRunner:
 
 
 def runner_for(workers: int | None, scheduler: str | None) -> Runner:
-    """A Dask runner when a scheduler address is given (argument, else $FACTORYSIM_SCHEDULER), else local."""
-    address = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    """A Dask runner for a scheduler address (the argument; else $FACTORYSIM_SCHEDULER unless a local worker
+    count was asked for), else a local one."""
+    address = scheduler or (None if workers else os.environ.get(SCHEDULER_ENV)) or None
     if address:
         return DaskRunner(address)
     return LocalRunner(workers)
