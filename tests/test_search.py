@@ -239,6 +239,8 @@ def test_search_report_draws_the_frontier_and_keeps_names_as_text(tmp_path, caps
         (["--objective", "time_to_target", "--set", "workload.target_tokens=0"], "should be greater than 0"),
         (["--vary", "cluster.chip=NoSuchChip"], 'unknown chip "NoSuchChip"'),
         (["--top", "0"], "--top: must be at least 1"),
+        (["--fix", "parallelism.tp=two"], 'parallelism.tp: "two" is not allowed: input should be a valid integer'),
+        (["--vary", "workload.recompute=none,some"], 'workload.recompute: "some" is not allowed'),
     ],
 )
 def test_bad_search_input_is_one_line_and_exit_2(args, message, capsys):

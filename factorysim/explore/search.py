@@ -64,6 +64,8 @@ class SearchResult:
 
     def settings(self, record: Record) -> dict[str, Any]:
         """Every key the search set for this layout: the variant's keys, then the knobs."""
+        if record.variant < 0:  # the input's own layout
+            return dict(record.choice)
         out = dict(self.variants[record.variant][0])
         knobs = record.knobs
         out.update((k.key, knobs[k.key]) for k in KNOBS if k.key in knobs)
@@ -140,6 +142,9 @@ def plan(s: Scenario, req: Request) -> tuple[Domain, list[tuple[tuple[tuple[str,
         if BY_KEY[key].level == "variant":
             outer.append((key, tuple(BY_KEY[key].values(Space(s), {}))))
     turned = [k.key for k in KNOBS if k.key in turned and k.level != "variant"]
+    if given.get("parallelism.dp") == ("auto",):
+        del given["parallelism.dp"]  # "auto" is what the search does anyway
+    _check_values(s, given)
     variants = [(tuple(zip([k for k, _ in outer], combo, strict=True)), None) for combo in
                 itertools.product(*(v for _, v in outer))]  # fmt: skip
     built = []
@@ -153,6 +158,25 @@ def plan(s: Scenario, req: Request) -> tuple[Domain, list[tuple[tuple[tuple[str,
     if problems and not built:
         raise ScenarioError(problems)
     return Domain(tuple(turned), given), built
+
+
+def _check_values(s: Scenario, given: dict[str, tuple[Any, ...]]) -> None:
+    """Each value given for a knob must be one the scenario's schema allows (type, range, choices)."""
+    from pydantic import ValidationError
+
+    data = scenario_data(s)
+    problems = []
+    for key, values in given.items():
+        for value in values:
+            try:
+                Scenario.model_validate(apply_overrides(data, [f"{key}={toml_value(value)}"]))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                problems.append(
+                    Problem(key, f"{toml_value(value)} is not allowed: {err['msg'][0].lower()}{err['msg'][1:]}")
+                )
+    if problems:
+        raise ScenarioError(problems)
 
 
 def _variant(s: Scenario, sets: tuple[tuple[str, Any], ...]) -> Scenario:
