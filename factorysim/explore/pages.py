@@ -111,12 +111,12 @@ def search_report(result: SearchResult, estimates: Sequence[StepEstimate], why: 
 
 def _headline(result: SweepResult) -> tuple[str, str, str | None]:
     if result.seeds:
-        return "mean_tokens_per_s", "tokens/s over the run (mean of seeds)", "mean_tokens_per_s"
+        return "mean_tokens_per_s", "tokens/s with faults (mean ± sd of seeds)", "mean_tokens_per_s"
     return "tokens_per_s", "tokens/s (fault-free step)", None
 
 
 def sweep_chart(result: SweepResult, axis: int) -> str:
-    metric, label, spread_of = _headline(result)
+    metric, _label, spread_of = _headline(result)
     key = result.axes[axis].key
     order = list(dict.fromkeys(result.axes[axis].values))
     numeric = all(is_number(v) for v in order)
@@ -146,12 +146,12 @@ def sweep_chart(result: SweepResult, axis: int) -> str:
         if not numeric:
             ax.set_xticks(range(len(order)), labels=[plain(v) for v in order], fontsize=8)
         ax.set_xlabel(key)
-        ax.set_ylabel(label)
-        title = f"{label} against {key}"
+        ax.set_ylabel("tokens/s")
+        title = f"against {key}"
         if len(groups) > 6:
             title += f" (6 of {len(groups)} combinations of the other keys)"
         ax.set_title(title, loc="left", fontsize=11)
-        ax.legend(frameon=False, fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2)
+        ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
         return _svg(fig)
 
     return _chart(build)
