@@ -728,6 +728,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if args.write:
         _output_path(args.write, "--write", args.force, [args.scenario])
+    if args.report:
+        _output_path(args.report, "--report", True, [args.scenario, args.write])
     request = Request(args.objective, tuple(args.vary), tuple(args.fix), args.top)
     runner = _runner(args)
     try:
