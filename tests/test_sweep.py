@@ -99,8 +99,17 @@ def test_a_sweep_is_identical_locally_on_a_dask_cluster_and_resumed_after_a_stop
 def test_a_worker_killed_mid_sweep_loses_no_point(tmp_path):
     from distributed import Client, LocalCluster
 
+    # more batches than workers, so that batches are in flight when the first results come back
+    axes = [
+        parse_axis("reliability.checkpoint_interval=10m,20m,30m,1h"),
+        parse_axis("reliability.rate_multiplier=1,2,4"),
+    ]
+
+    def run(out, runner, progress=None):
+        return sweep(kuae(), axes, str(out), seeds=3, duration=4 * 86400.0, runner=runner, progress=progress)
+
     local = tmp_path / "local.parquet"
-    run_sweep(local, LocalRunner(1))
+    run(local, LocalRunner(1))
     killed: list[str] = []
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
@@ -122,12 +131,12 @@ def test_a_worker_killed_mid_sweep_loses_no_point(tmp_path):
 
         try:
             on_dask = tmp_path / "dask.parquet"
-            result = run_sweep(on_dask, runner, kill_a_busy_worker)
+            result = run(on_dask, runner, kill_a_busy_worker)
         finally:
             runner.close()
             spy.close()
     assert killed, "no worker had a batch in flight to kill"
-    assert result.computed == 6 * SEEDS
+    assert result.computed == 12 * 3
     assert on_dask.read_bytes() == local.read_bytes()
 
 
