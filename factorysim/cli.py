@@ -34,6 +34,9 @@ examples:
   factorysim validate FILE                            check a file, list every problem
   factorysim calibrate                                the model against published training runs
   factorysim schema > factorysim.schema.json          JSON Schema for editors
+  factorysim search scenarios/llama3-70b-1k-h100.toml  every layout of the job, the best first
+  factorysim search FILE --vary cluster.chip --objective time_to_target --write best.toml
+  factorysim sweep FILE --vary parallelism.pp=4,8,16 --vary workload.precision=bf16,fp8 --seeds 4 --run 30d
 
 Scenario keys are documented in README.md and in `factorysim schema`.
 """
@@ -210,7 +213,101 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("catalog", help="list the chips, links, fabrics and models scenarios may name")
     p.add_argument("--json", action="store_true", help="print JSON (every figure with its source)")
+    _explore_parsers(sub)
     return parser
+
+
+def _where_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="local worker processes (default: one per core); runs locally"
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run on a Dask distributed cluster (default: $FACTORYSIM_SCHEDULER when set and --workers is not)",
+    )
+
+
+def _explore_parsers(sub) -> None:
+    from .explore.objectives import OBJECTIVES
+
+    p = sub.add_parser(
+        "search",
+        help="every valid layout of the job on its cluster, ranked",
+        description="Enumerate every valid layout of the scenario's job on its cluster (tp, cp, pp, dp, ep, "
+        "interleave, micro_batch, sequence_parallel, zero, recompute), refuse what breaks the scale-up "
+        "domain, divisibility or memory (counted by rule), estimate the rest, and rank them. Shows the top "
+        "layouts with their factor waterfalls and why the best beats the scenario's own layout.",
+        epilog="examples:\n"
+        "  factorysim search scenarios/llama3-70b-1k-h100.toml\n"
+        "  factorysim search FILE --fix parallelism.tp=8 --top 10\n"
+        "  factorysim search FILE --vary cluster.chip                  compare every catalog chip\n"
+        "  factorysim search FILE --vary cluster.chip=H100-SXM-80GB,B200 --vary workload.precision\n"
+        "  factorysim search FILE --objective time_to_target           with faults, for the target tokens\n"
+        "  factorysim search FILE --write best.toml --report search.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _scenario_args(p, required=True)
+    p.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        default="tokens_per_s",
+        help="rank by tokens/s (default), MFU, or time to workload.target_tokens with the expected "
+        "effective training time of each layout's node groups",
+    )
+    p.add_argument(
+        "--vary",
+        metavar="KEY[=A,B,...]",
+        action="append",
+        default=[],
+        help="also search a held knob (cluster.chip, workload.precision, features.*) over its candidates, "
+        "or any key over the values given (repeatable)",
+    )
+    p.add_argument(
+        "--fix", metavar="KEY=VALUE", action="append", default=[], help="hold a knob at a value (repeatable)"
+    )
+    p.add_argument("--top", type=int, default=5, metavar="N", help="layouts to show (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--write", metavar="FILE.toml", help="write the scenario with the best layout")
+    p.add_argument("--force", action="store_true", help="let --write and --report replace existing files")
+    p.add_argument("--report", metavar="FILE.html", help="write an HTML report with the frontier")
+    _where_args(p)
+
+    p = sub.add_parser(
+        "sweep",
+        help="a scenario at every point of a grid of keys, into a Parquet or CSV file",
+        description="Estimate the scenario at every point of a grid (and with --run, simulate it over K "
+        "seeds); write one row per point and seed, plus each point's mean and spread, to a columnar file. "
+        "A point the checks refuse is a row that says why. Results are keyed by a hash of the resolved "
+        "scenario and seed: run the same command again to continue an interrupted sweep; a finished one "
+        "costs nothing.",
+        epilog="examples:\n"
+        "  factorysim sweep FILE --vary parallelism.pp=4,8,16 --set parallelism.dp=auto\n"
+        "  factorysim sweep FILE --vary reliability.checkpoint_interval=10m,30m,2h --seeds 8 --run 30d\n"
+        "  factorysim sweep FILE --vary cluster.nodes=520,1040 --vary cluster.spare_nodes=4,8 --zip\n"
+        "  factorysim sweep FILE --vary workload.precision=bf16,fp8 --output fp8.csv --report fp8.html\n"
+        "columns: point, stat (estimate | run | mean | sd | refused), seed, the varied keys, problem, key,\n"
+        "then the estimate (step_time_s, tokens_per_s, mfu, ...) and, with --run, the run (ettr, ...)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _scenario_args(p, required=True)
+    p.add_argument(
+        "--vary",
+        metavar="KEY=A,B,...",
+        action="append",
+        default=[],
+        required=True,
+        help="a key and its values, TOML like --set (repeatable: the points are the cartesian product)",
+    )
+    p.add_argument("--zip", action="store_true", help="pair the --vary lists by position instead")
+    p.add_argument("--run", metavar="TIME", help="simulate each point for this long, e.g. 30d (default: estimate)")
+    p.add_argument("--seeds", type=int, metavar="K", help="with --run: seeds per point (default 1)")
+    p.add_argument("--output", metavar="FILE", help="results file (default: SCENARIO-sweep.parquet here)")
+    p.add_argument("--format", choices=["parquet", "csv"], help="results format (default: from --output's suffix)")
+    p.add_argument("--force", action="store_true", help="replace an --output that is not a factorysim sweep")
+    p.add_argument("--report", metavar="FILE.html", help="write an HTML report with a chart per varied key")
+    p.add_argument("--json", action="store_true", help="print the points as JSON")
+    _where_args(p)
 
 
 def _console():
@@ -718,6 +815,184 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counting_progress(label: str):
+    """A progress bar on stderr with done/total, rate and time left (nothing when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.1f}/s" if speed else "  –/s", style="progress.data.speed")
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def _runner(args: argparse.Namespace):
+    from .explore.runner import runner_for
+    from .scenario import Problem, ScenarioError
+
+    if args.workers is not None and args.workers < 1:
+        raise ScenarioError([Problem("--workers", "must be at least 1")])
+    return runner_for(args.workers, args.scheduler)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from . import load_scenario
+    from .explore.search import Request, search, why_better
+    from .outputs import check_outputs, write_outputs
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    outputs = check_outputs([("--write", args.write), ("--report", args.report)], [args.scenario], args.force)
+    request = Request(args.objective, tuple(args.vary), tuple(args.fix), args.top)
+    runner = _runner(args)
+    try:
+        with _counting_progress("placements") as bar:
+            task = bar.add_task("search", total=None)
+            result = search(
+                scenario, request, runner, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    finally:
+        runner.close()
+    estimates = [result.estimate_of(r) for r in result.best]
+    own = result.baseline
+    why = why_better(result, estimates[0], _own_estimate(scenario)) if estimates and own else []
+    if args.json:
+        print(json.dumps(_search_json(result, estimates, why), indent=2))
+    else:
+        from .explore.tables import print_search
+
+        print_search(_console(), result, estimates, why)
+    texts = {}
+    if result.best:  # nothing valid: nothing to write
+        from .scenario import scenario_toml
+
+        texts["--write"] = lambda: scenario_toml(result.scenario_for(result.best[0]))
+    if args.report:
+        from .explore.pages import search_report
+
+        texts["--report"] = lambda: search_report(result, estimates, why)
+    write_outputs([(o, texts[o.flag]) for o in outputs if o.flag in texts], [args.scenario])
+    if not args.json:
+        for o in outputs:
+            if o.flag in texts:
+                print(f"{'best layout' if o.flag == '--write' else 'report'} written to {o.path}")
+    return 0
+
+
+def _own_estimate(scenario):
+    from . import estimate
+
+    return estimate(scenario)
+
+
+def _search_json(result, estimates, why) -> dict:
+    from .explore.search import changes
+
+    def row(r) -> dict:
+        return {
+            "objective": r.objective,
+            "settings": result.settings(r) if r.variant >= 0 else dict(r.choice),
+            "tokens_per_s": r.tokens_per_s,
+            "mfu": r.mfu,
+            "step_time_s": r.step_time_s,
+            "memory_gb_per_chip": r.memory_gb,
+            "chips": r.chips,
+            "expected_goodput": r.goodput,
+        }
+
+    return {
+        "scenario": result.scenario.name,
+        "objective": result.objective.name,
+        "better": result.objective.better,
+        "turned": list(result.domain.turned),
+        "counts": {
+            "placements_valid": result.placements,
+            "placements_refused": dict(result.placement_refused.most_common()),
+            "layouts_tried": result.layouts_tried,
+            "layouts_estimated": result.estimated,
+            "layouts_refused": dict(result.layout_refused.most_common()),
+        },
+        "baseline": row(result.baseline) if result.baseline else None,
+        "top": [
+            {"rank": i, **row(r), "changes": changes(result, r), "estimate": e.as_dict()}
+            for i, (r, e) in enumerate(zip(result.best, estimates, strict=True), 1)
+        ],
+        "best_per_variant": [
+            {"variant": dict(sets), "best": row(r) if r else None}
+            for (sets, _), r in zip(result.variants, result.best_per_variant, strict=True)
+        ],
+        "why": why,
+        "frontier": [row(r) for r in result.frontier],
+    }
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import load_scenario
+    from .explore.store import format_for
+    from .explore.sweep import means, parse_axis, sweep
+    from .outputs import check_outputs, write_outputs
+    from .scenario import Problem, ScenarioError, parse_duration
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    axes = [parse_axis(v) for v in args.vary]
+    duration = None
+    if args.run:
+        try:
+            duration = parse_duration(args.run)
+        except ValueError as exc:
+            raise ScenarioError([Problem("--run", str(exc))]) from None
+        if duration <= 0:
+            raise ScenarioError([Problem("--run", "must be positive")])
+    output = args.output or f"{Path(args.scenario).stem}-sweep.parquet"
+    fmt = format_for(output, args.format)
+    # the output may exist: a sweep resumes from it (the store refuses a file that is not a sweep)
+    outputs = check_outputs([("--output", output), ("--report", args.report)], [args.scenario], force=True)
+    runner = _runner(args)
+    try:
+        with _counting_progress("runs" if duration else "points") as bar:
+            task = bar.add_task("sweep", total=None)
+            result = sweep(
+                scenario, axes, output, zipped=args.zip, seeds=args.seeds, duration=duration, fmt=fmt,
+                force=args.force, runner=runner,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted: finished results are kept; run the same command again to continue", file=sys.stderr)
+        return 130
+    finally:
+        runner.close()
+    if args.json:
+        print(json.dumps({"output": output, "rows": len(result.rows), "computed": result.computed,
+                          "reused": result.reused, "points": means(result)}, indent=2))  # fmt: skip
+    else:
+        from .explore.tables import print_sweep
+
+        print_sweep(_console(), result)
+    if args.report:
+        from .explore.pages import sweep_report
+
+        report = next(o for o in outputs if o.flag == "--report")
+        write_outputs([(report, lambda: sweep_report(result, scenario.name))], [args.scenario])
+        if not args.json:
+            print(f"report written to {args.report}")
+    return 0
+
+
 COMMANDS = {
     "play": cmd_play,
     "serve": cmd_serve,
@@ -730,6 +1005,8 @@ COMMANDS = {
     "challenges": cmd_challenges,
     "compare": cmd_compare,
     "replay": cmd_replay,
+    "search": cmd_search,
+    "sweep": cmd_sweep,
 }
 
 

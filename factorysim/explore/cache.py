@@ -1,0 +1,102 @@
+"""Per-process caches for many evaluations: one validated scenario per resolved data, one cluster index per
+cluster. Building a 16K-chip index costs milliseconds and the group placement of a layout as much again;
+a search or sweep that varies the job but not the cluster builds them once per worker process.
+
+Step estimates never change an index's health, so they share the cached one; a search releases the group
+placements it computed once it has their links (a 16K-chip placement holds about 2 MB of arrays). A
+simulation changes health (faults), so it gets a private copy of a template index that already holds the
+job's group placement.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections import OrderedDict
+from typing import Any
+
+from ..perf import step_links
+from ..scenario.checks import ParallelLayout
+from ..scenario.files import scenario_data, validate_scenario
+from ..scenario.models import Scenario
+from ..topology.edits import index_for
+from ..topology.index import FabricIndex
+
+_LIMIT = 16
+_scenarios: OrderedDict[str, Scenario] = OrderedDict()
+_indexes: OrderedDict[str, FabricIndex] = OrderedDict()
+_templates: OrderedDict[str, FabricIndex] = OrderedDict()
+
+
+def digest(*parts: Any) -> str:
+    """SHA-256 of JSON data in canonical form (sorted keys, no spaces): equal data, equal digest."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _remember(store: OrderedDict, key: str, value: Any) -> Any:
+    store[key] = value
+    store.move_to_end(key)
+    while len(store) > _LIMIT:
+        store.popitem(last=False)
+    return value
+
+
+def scenario_of(data: dict[str, Any], checks: bool = True) -> Scenario:
+    """The validated scenario of plain data, built once per process. `checks`: also the layout checks
+    (a search's variants skip them: the search chooses the layout)."""
+    key = digest(data, checks)
+    found = _scenarios.get(key)
+    if found is not None:
+        _scenarios.move_to_end(key)
+        return found
+    made = validate_scenario(data) if checks else Scenario.model_validate(data)
+    return _remember(_scenarios, key, made)
+
+
+def cluster_key(s: Scenario) -> str:
+    data = scenario_data(s)
+    return digest(data.get("cluster", {}), data.get("topology", {}))
+
+
+def shared_index(s: Scenario) -> FabricIndex:
+    """The scenario's cluster index, shared by every estimate on the same cluster (read-only use)."""
+    key = cluster_key(s)
+    found = _indexes.get(key)
+    if found is not None:
+        _indexes.move_to_end(key)
+        return found
+    return _remember(_indexes, key, index_for(s.cluster, s.topology.edits))
+
+
+def release(index: FabricIndex) -> None:
+    """Drop the group placements an index has cached (they are rebuilt on demand)."""
+    index._shapes.clear()
+    index._links.clear()
+
+
+def trim(index: FabricIndex, limit: int = 64) -> None:
+    """Release an index's group placements once it holds more than `limit` of them (memory stays bounded)."""
+    if len(index._shapes) > limit:
+        release(index)
+
+
+def private_index(s: Scenario, layout: ParallelLayout) -> FabricIndex:
+    """A copy of the scenario's cluster index, holding the layout's group placement, that a simulation may
+    change (health, faults)."""
+    key = digest(cluster_key(s), [layout.tp, layout.cp, layout.pp, layout.dp, layout.ep])
+    template = _templates.get(key)
+    if template is None:
+        template = index_for(s.cluster, s.topology.edits)
+        step_links(template, layout)
+        _remember(_templates, key, template)
+    else:
+        _templates.move_to_end(key)
+    return copy.deepcopy(template)
+
+
+def clear() -> None:
+    _scenarios.clear()
+    _indexes.clear()
+    _templates.clear()

@@ -1,0 +1,160 @@
+"""Where batches of work run: in this process, on a local process pool, or on a Dask distributed cluster.
+
+Every runner takes plain-data jobs and a pure function, calls `done(i, result)` in the calling process as
+each job finishes (in any order), and leaves ordering to the caller, which files results by job number:
+the output is the same wherever the work ran. A Dask worker that is lost mid-batch costs a retry of its
+batch on another worker (the scheduler does this itself; a batch that outlives its allowed failures is
+submitted again here), never a point.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Protocol
+
+from .._version import __version__
+from ..scenario.errors import Problem, ScenarioError
+
+SCHEDULER_ENV = "FACTORYSIM_SCHEDULER"
+RETRIES = 3
+"""How many times a batch is submitted again after Dask gave up on it (KilledWorker)."""
+
+Done = Callable[[int, Any], None]
+
+
+class Runner(Protocol):
+    workers: int
+
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], done: Done) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+class LocalRunner:
+    """This machine: in process with one worker, else a process pool (`workers` processes)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or default_workers())
+
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], done: Done) -> None:
+        if self.workers == 1 or len(jobs) <= 1:
+            for i, job in enumerate(jobs):
+                done(i, fn(job))
+            return
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)))
+        try:
+            pending = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in sorted(finished, key=pending.__getitem__):
+                    done(pending.pop(fut), fut.result())
+        finally:  # on an interrupt or an error, drop what has not started and do not wait for it
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        pass
+
+
+class DaskRunner:
+    """A Dask distributed cluster: one task per batch, results as they finish, lost batches retried."""
+
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - a dependency, but say what to do if it is missing
+            raise ScenarioError(
+                [Problem("--scheduler", "needs dask distributed: pip install 'dask[distributed]'")]
+            ) from None
+        self.address = address
+        try:
+            self.client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ScenarioError([Problem("--scheduler", f"cannot reach the scheduler at {address}: {exc}")]) from None
+        self._check_workers()
+
+    def _check_workers(self) -> None:
+        try:
+            versions = self.client.run(lambda: __import__("factorysim").__version__)
+        except Exception as exc:
+            self.close()
+            raise ScenarioError(
+                [
+                    Problem(
+                        "--scheduler",
+                        f"a worker cannot run factorysim ({exc}); install factorysim {__version__} "
+                        "in every worker's environment",
+                    )
+                ]
+            ) from None
+        if not versions:
+            self.close()
+            raise ScenarioError([Problem("--scheduler", f"the scheduler at {self.address} has no workers yet")])
+        other = {w: v for w, v in versions.items() if v != __version__}
+        if other:
+            self.close()
+            listed = ", ".join(f"{w} has {v}" for w, v in sorted(other.items()))
+            raise ScenarioError(
+                [Problem("--scheduler", f"workers run another factorysim ({listed}); this is {__version__}")]
+            )
+
+    @property
+    def workers(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], done: Done) -> None:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        tag = f"factorysim-{getattr(fn, '__name__', 'batch')}-{uuid.uuid4().hex[:12]}"
+        number: dict[Any, int] = {}
+        tries = [0] * len(jobs)
+        futures = []
+        for i, job in enumerate(jobs):
+            fut = self.client.submit(fn, job, key=f"{tag}-{i}", pure=False)
+            number[fut.key] = i
+            futures.append(fut)
+        queue = as_completed(futures, loop=self.client.loop, with_results=False)
+        try:
+            for fut in queue:
+                i = number[fut.key]
+                try:
+                    result = fut.result()
+                except KilledWorker:
+                    tries[i] += 1
+                    if tries[i] > RETRIES:
+                        raise
+                    again = self.client.submit(fn, jobs[i], key=f"{tag}-{i}-retry{tries[i]}", pure=False)
+                    number[again.key] = i
+                    queue.add(again)
+                    continue
+                fut.release()
+                done(i, result)
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def runner_for(workers: int | None, scheduler: str | None) -> Runner:
+    """A Dask runner for a scheduler address (the argument; else $FACTORYSIM_SCHEDULER unless a local worker
+    count was asked for), else a local one."""
+    address = scheduler or (None if workers else os.environ.get(SCHEDULER_ENV)) or None
+    if address:
+        return DaskRunner(address)
+    return LocalRunner(workers)
+
+
+def batches(n: int, workers: int, per_worker: int = 4, at_most: int | None = None) -> list[list[int]]:
+    """Spread n items round-robin over about workers × per_worker batches (cheap and costly items mix)."""
+    count = max(1, min(n, workers * per_worker))
+    if at_most:
+        count = max(count, -(-n // at_most))
+    return [list(range(b, n, count)) for b in range(min(count, n))]

@@ -1,0 +1,259 @@
+"""The layout search: it finds what exhaustive estimates find, refuses only what the checks refuse, ranks by
+its objectives, and writes, reports and fails the way a user expects."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from factorysim import check_scenario, estimate, load_scenario
+from factorysim.cli import main
+from factorysim.engine import run_seeds
+from factorysim.explore import LocalRunner, Request, search
+from factorysim.explore.goodput import expected_goodput, replica_share
+from factorysim.scenario import ScenarioError, layout_problems, resolve_layout
+from factorysim.topology import FabricIndex, plan_clos
+
+from .conftest import SCENARIOS
+
+# 16 MTT S4000 (48 GB) training an 8-layer Llama-3 8B: small enough to try every layout by hand, tight
+# enough in memory that the memory rule refuses some.
+SMALL = [
+    "name=small", "cluster.chip=MTT-S4000", "cluster.nodes=2", "cluster.spare_nodes=0", "workload.layers=8",
+    "workload.global_batch=64", "workload.seq_len=4096", "parallelism.tp=1", "parallelism.pp=1",
+    "parallelism.dp=auto", "parallelism.interleave=1",
+]  # fmt: skip
+LAYOUT_KEYS = ("parallelism.tp", "parallelism.cp", "parallelism.pp", "parallelism.dp", "workload.micro_batch",
+               "parallelism.interleave", "parallelism.sequence_parallel", "parallelism.zero", "workload.recompute")  # fmt: skip
+
+
+def small(*more: str):
+    return load_scenario(None, [*SMALL, *more])
+
+
+def exhaustive(base, grid: dict[str, list]) -> dict[tuple, float]:
+    """tokens/s of every combination the scenario's own checks accept (layout, memory), by plain estimate calls."""
+    index = FabricIndex.from_plan(base.cluster)
+    found = {}
+    keys = list(grid)
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(keys, combo, strict=True))
+        sections = {"parallelism": {"dp": "auto"}, "workload": {}}
+        for key, value in values.items():
+            section, name = key.split(".")
+            sections[section][name] = value
+        s = base.model_copy(update={k: getattr(base, k).model_copy(update=v) for k, v in sections.items()})
+        if layout_problems(s) or check_scenario(s):
+            continue
+        layout = resolve_layout(s)
+        if layout.tp == 1 and not s.parallelism.sequence_parallel:
+            continue  # the same layout as sequence_parallel = true
+        values["parallelism.dp"] = layout.dp
+        found[tuple(values[k] for k in LAYOUT_KEYS)] = estimate(s, index).tokens_per_s
+    return found
+
+
+def searched(result) -> dict[tuple, float]:
+    return {tuple(r.knobs[k] for k in LAYOUT_KEYS): r.tokens_per_s for r in result.best}
+
+
+def test_search_finds_every_layout_exhaustive_estimates_accept_and_no_other():
+    base = small()
+    grid = {
+        "parallelism.tp": list(range(1, 9)),
+        "parallelism.cp": [1, 2, 3, 4, 8, 16],
+        "parallelism.pp": list(range(1, 9)),
+        "workload.micro_batch": [1, 2, 3, 4, 8, 16, 32, 64],
+        "parallelism.interleave": list(range(1, 9)),
+        "parallelism.sequence_parallel": [True, False],
+        "parallelism.zero": [1],
+        "workload.recompute": ["selective"],
+    }
+    truth = exhaustive(base, grid)
+    result = search(base, Request(fix=("parallelism.zero=1", "workload.recompute=selective"), top=10**6))
+
+    found = searched(result)
+    assert result.estimated == len(found) == len(truth) > 100
+    assert set(found) == set(truth)  # refuses nothing the checks accept, accepts nothing they refuse
+    for layout, tokens in truth.items():
+        assert found[layout] == pytest.approx(tokens, rel=1e-12)
+    best = max(truth, key=truth.get)
+    assert tuple(result.best[0].knobs[k] for k in LAYOUT_KEYS) == best
+    assert result.layout_refused["fits in the chip's memory"] > 0
+    assert result.placement_refused["tp·cp·pp divides the job's chips"] > 0
+
+
+def test_the_memory_and_schedule_knobs_are_searched_exactly_too():
+    base = small()
+    grid = {
+        "parallelism.tp": [2],
+        "parallelism.cp": [1],
+        "parallelism.pp": [2],
+        "workload.micro_batch": [1, 2, 3, 4, 8, 16, 32, 64],
+        "parallelism.interleave": [1, 2, 3, 4, 5],
+        "parallelism.sequence_parallel": [True, False],
+        "parallelism.zero": [0, 1, 2, 3],
+        "workload.recompute": ["none", "selective", "full"],
+    }
+    truth = exhaustive(base, grid)
+    fixed = ("parallelism.tp=2", "parallelism.cp=1", "parallelism.pp=2")
+    result = search(base, Request(fix=fixed, top=10**6))
+    found = searched(result)
+    assert set(found) == set(truth) and len(truth) > 50
+    assert result.layout_refused["fits in the chip's memory"] > 0
+
+
+def test_a_process_pool_ranks_exactly_like_one_process():
+    base = small()
+    one = search(base, Request(top=20), LocalRunner(1))
+    two = search(base, Request(top=20), LocalRunner(2))
+    assert [(r.order, r.objective) for r in one.best] == [(r.order, r.objective) for r in two.best]
+    assert one.layout_refused == two.layout_refused and one.estimated == two.estimated
+
+
+def test_the_best_layout_beats_the_scenarios_own_and_fix_holds_a_knob():
+    s = small("parallelism.tp=8", "parallelism.pp=2")
+    result = search(s, Request(top=3))
+    assert result.baseline is not None
+    assert result.best[0].tokens_per_s > result.baseline.tokens_per_s
+    held = search(s, Request(fix=("parallelism.tp=8",), top=50))
+    assert {r.knobs["parallelism.tp"] for r in held.best} == {8}
+    assert held.best[0].tokens_per_s <= result.best[0].tokens_per_s
+
+
+def test_vary_compares_chips_and_the_faster_chip_wins():
+    result = search(small(), Request(vary=("cluster.chip=MTT-S4000,H100-SXM-80GB",), fix=("parallelism.cp=1",), top=3))
+    per = {dict(sets)["cluster.chip"]: r for (sets, _), r in zip(result.variants, result.best_per_variant, strict=True)}
+    assert set(per) == {"MTT-S4000", "H100-SXM-80GB"}
+    assert per["H100-SXM-80GB"].tokens_per_s > 3 * per["MTT-S4000"].tokens_per_s
+    assert result.settings(result.best[0])["cluster.chip"] == "H100-SXM-80GB"
+
+
+def test_a_layout_knob_varied_by_name_joins_the_search():
+    narrow = ("parallelism.tp=8", "parallelism.cp=1")
+    plain = search(small(), Request(fix=narrow, top=10**6))
+    fp8 = search(small("cluster.chip=H100-SXM-80GB"), Request(vary=("workload.precision",), fix=narrow, top=10**6))
+    assert {r.knobs["workload.precision"] for r in plain.best} == {"bf16"}
+    assert {r.knobs["workload.precision"] for r in fp8.best} == {"bf16", "fp8"}
+    assert fp8.best[0].knobs["workload.precision"] == "fp8"
+
+
+# ------------------------------------------------------------------ expected goodput (time to target)
+
+
+def test_a_server_failure_takes_one_replica_per_pipeline_it_holds():
+    s = small("parallelism.tp=8", "parallelism.pp=2")  # 2 servers, one pipeline of 2 stages: dp = 1
+    assert replica_share(resolve_layout(s), 8, 1) == 1.0
+    s = small("parallelism.tp=1", "parallelism.pp=1")  # dp = 16, 8 replicas per server
+    assert replica_share(resolve_layout(s), 8, 1) == 0.5
+
+
+@pytest.mark.parametrize("pp", [4, 1])
+def test_expected_goodput_matches_the_simulated_mean(pp):
+    # isolate-group under a storm: spares run out and a deep pipeline loses more per failed server
+    s = load_scenario(SCENARIOS / "h100-4k-isolate-group.toml",
+                      ["reliability.rate_multiplier=5", f"parallelism.pp={pp}", "parallelism.dp=auto",
+                       "parallelism.interleave=1", "workload.recompute=full"])  # fmt: skip
+    runs = run_seeds(s, list(range(1, 7)), 30 * 86400, workers=1)
+    simulated = np.mean([r.stability for r in runs])
+    expected = expected_goodput(s, resolve_layout(s), plan_clos(s.cluster))
+    assert expected.goodput == pytest.approx(simulated, abs=0.03)
+    assert expected.ettr == pytest.approx(np.mean([r.ettr for r in runs]), abs=0.01)
+
+
+def test_time_to_target_ranks_by_tokens_per_second_times_expected_goodput():
+    s = small("workload.target_tokens=1e10", "reliability.policy=isolate-group", "reliability.rate_multiplier=50")
+    result = search(s, Request(objective="time_to_target", top=5))
+    best = result.best[0]
+    assert best.goodput is not None and 0 < best.goodput < 1
+    assert best.objective == pytest.approx(1e10 / (best.tokens_per_s * best.goodput))
+    assert all(a.objective <= b.objective for a, b in itertools.pairwise(result.best))
+
+
+def test_time_to_target_without_a_target_is_refused_with_the_key_to_set():
+    s = small()
+    s = s.model_copy(update={"workload": s.workload.model_copy(update={"target_tokens": None})})
+    with pytest.raises(ScenarioError, match=r"workload\.target_tokens"):
+        search(s, Request(objective="time_to_target"))
+
+
+# ------------------------------------------------------------------ the command
+
+
+def test_search_command_prints_the_top_layouts_why_and_the_counts(capsys):
+    path = SCENARIOS / "default.toml"
+    assert main(["search", str(path), "--fix", "parallelism.zero=1", "--fix", "workload.recompute=selective",
+                 "--top", "2", "--workers", "1"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "Top 2 by tokens/s" in out and "Why the best beats the scenario's own layout" in out
+    assert "break the rule: fits in the chip's memory" in out
+    assert out.count("From peak to delivered") == 2
+
+
+def test_search_json_and_write_give_a_scenario_that_loads_and_matches(tmp_path, capsys):
+    out = tmp_path / "best.toml"
+    args = ["search", str(SCENARIOS / "default.toml"), "--fix", "parallelism.zero=1", "--top", "1", "--json",
+            "--workers", "1", "--write", str(out)]  # fmt: skip
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"]["layouts_estimated"] > 0 and data["top"][0]["rank"] == 1
+    best = load_scenario(out)
+    assert estimate(best).tokens_per_s == pytest.approx(data["top"][0]["tokens_per_s"], rel=1e-12)
+    assert data["top"][0]["tokens_per_s"] >= data["baseline"]["tokens_per_s"]
+
+    before = out.read_text()
+    assert main(args) == 2  # exists: needs --force
+    assert "exists; add --force" in capsys.readouterr().err
+    assert out.read_text() == before
+
+
+def test_search_never_writes_over_its_input(tmp_path, capsys):
+    src = tmp_path / "mine.toml"
+    src.write_text((SCENARIOS / "default.toml").read_text())
+    before = src.read_text()
+    assert main(["search", str(src), "--write", str(src), "--force"]) == 2
+    assert "is the scenario being read" in capsys.readouterr().err
+    assert src.read_text() == before
+
+
+def test_search_report_draws_the_frontier_and_keeps_names_as_text(tmp_path, capsys):
+    report = tmp_path / "search.html"
+    name = "<b>$x$</b> & co"
+    assert main(["search", str(SCENARIOS / "default.toml"), "--set", f'name="{name}"', "--fix", "parallelism.zero=1",
+                 "--fix", "workload.recompute=none", "--workers", "1", "--report", str(report)]) == 0  # fmt: skip
+    page = report.read_text()
+    assert page.count("<svg") == 1 and "frontier" in page and "Every layout fills the job's 64 chips" in page
+    assert "<b>$x$</b>" not in page and "&lt;b&gt;$x$&lt;/b&gt; &amp; co" in page
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fix", "parallelism.tp"], "--fix: 'parallelism.tp' is not KEY=VALUE"),
+        (["--fix", "workload.global_batch=64"], "is not a knob the search turns; set it with --set"),
+        (["--vary", "cluster.nodes"], "has no candidates of its own; give values"),
+        (["--objective", "time_to_target", "--set", "workload.target_tokens=0"], "must be more than 0"),
+        (["--vary", "cluster.chip=NoSuchChip"], 'unknown chip "NoSuchChip"'),
+        (["--top", "0"], "--top: must be at least 1"),
+        (["--fix", "parallelism.tp=two"], 'parallelism.tp: "two" is not allowed: input should be a valid integer'),
+        (["--vary", "workload.recompute=none,some"], 'workload.recompute: "some" is not allowed'),
+    ],
+)
+def test_bad_search_input_is_one_line_and_exit_2(args, message, capsys):
+    assert main(["search", str(SCENARIOS / "default.toml"), "--workers", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_the_objective_list_has_a_direction_and_a_formatter_for_each():
+    from factorysim.explore import OBJECTIVES
+
+    assert {"tokens_per_s", "mfu", "time_to_target"} <= set(OBJECTIVES)
+    for obj in OBJECTIVES.values():
+        assert obj.better in ("higher", "lower") and isinstance(obj.fmt(1.0), str)
+        assert obj.key(2.0) < obj.key(1.0) if obj.better == "higher" else obj.key(1.0) < obj.key(2.0)
+        assert math.isfinite(obj.key(1.0))
