@@ -26,10 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import machine
 
 from factorysim import estimate, load_scenario
-from factorysim.explore import LocalRunner, Request, search
+from factorysim.explore import LocalRunner, Request
 from factorysim.explore.knobs import KNOBS, Space
 from factorysim.explore.layouts import BatchJob, Domain, evaluate, placements
 from factorysim.explore.runner import default_workers
+from factorysim.explore.search import search
 from factorysim.explore.sweep import parse_axis, sweep
 from factorysim.perf import estimate_step, step_links
 from factorysim.scenario import resolve_layout, scenario_data

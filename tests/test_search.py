@@ -13,8 +13,9 @@ import pytest
 from factorysim import check_scenario, estimate, load_scenario
 from factorysim.cli import main
 from factorysim.engine import run_seeds
-from factorysim.explore import LocalRunner, Request, search
+from factorysim.explore import LocalRunner, Request
 from factorysim.explore.goodput import expected_goodput, replica_share
+from factorysim.explore.search import search
 from factorysim.scenario import ScenarioError, layout_problems, resolve_layout
 from factorysim.topology import FabricIndex, plan_clos
 
