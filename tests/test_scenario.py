@@ -105,12 +105,17 @@ def test_batch_must_divide_by_dp_times_micro_batch():
     assert msg.startswith("workload.global_batch: 100 sequences is not divisible by dp x micro_batch = 32 x 1")
 
 
-def test_memory_that_does_not_fit_shows_the_figures():
+def test_memory_that_does_not_fit_shows_the_figures_and_what_would_fit():
     [msg] = problems("workload.model=llama3-70b", "workload.recompute=none", "parallelism.tp=1", "parallelism.dp=auto")
-    assert msg.startswith("cluster.chip: the job needs")
-    assert "H100-SXM-80GB has 80 GB" in msg
-    for part in ("weights", "gradients", "optimizer", "activations"):
+    assert msg.startswith("cluster.chip: out of memory: the job needs")
+    assert "H100-SXM-80GB has 80 GB" in msg and "GB over" in msg
+    for part in ("weights", "gradients", "optimizer", "activations", "would fit with", "more tp or pp"):
         assert part in msg
+
+
+def test_an_estimate_loads_a_job_that_does_not_fit():
+    overrides = ["workload.model=llama3-70b", "parallelism.tp=1", "parallelism.dp=auto"]
+    assert load_scenario(None, overrides, memory=False).workload.model == "llama3-70b"
 
 
 def test_fabric_that_cannot_connect_the_cluster_is_refused():
