@@ -73,10 +73,20 @@ def test_schema_prints_json_schema(capsys):
     assert json.loads(capsys.readouterr().out)["title"] == "factorysim scenario"
 
 
-def test_calibrate_passes_and_lists_every_case(capsys):
+def test_calibrate_shows_the_calibration_and_validation_tables_with_mean_and_largest_error(capsys):
     assert main(["calibrate"]) == 0
     out = capsys.readouterr().out
-    assert "megatron-1t" in out and "bloom-176b" in out and "all within ±10 %" in out
+    cal, val = out.index("Calibration: runs the fitted constants"), out.index("Validation: runs never used")
+    assert cal < out.index("megatron-1t") < val < out.index("bridge-llama3-405b-1024")
+    assert out.count("mean |error|") == 3 and out.count("— met") == 2
+
+
+def test_calibrate_json_keeps_the_tables_apart(capsys):
+    assert main(["calibrate", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["tables"]) == {"calibration", "validation", "reference"}
+    assert data["tables"]["validation"]["refused"] == 0
+    assert all(row["source"] for row in data["rows"])
 
 
 def test_help_teaches_with_examples():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from factorysim import estimate
 from factorysim.perf.memory import (
     RUNTIME_OVERHEAD_GB,
     activation_bytes_per_layer,
@@ -199,6 +200,16 @@ def test_uneven_stages_set_each_stages_layers_and_memory():
     stages = memory_per_stage(s, lay)
     per_layer = activation_bytes_per_layer(s, lay)
     assert stages[1].activations - stages[2].activations == pytest.approx(per_layer * 8)  # 15 vs 14 in flight
+
+
+def test_a_job_that_does_not_fit_is_still_estimated_and_says_how_far_off_it_is():
+    s = scenario("workload.model=llama3-70b", "parallelism.tp=1", "parallelism.dp=auto")
+    e = estimate(s)
+    assert not e.fits
+    assert e.step_time_s > 0 and e.mfu > 0
+    assert e.memory_over == pytest.approx(e.memory.total - 80e9)
+    assert e.as_dict()["fits"] is False
+    assert any("more tp or pp" in h for h in e.fit_hints)
 
 
 def test_hints_name_single_changes_that_fit_with_the_memory_they_need():

@@ -10,7 +10,7 @@ from ..scenario.models import Scenario
 from ..topology.edits import index_for
 from ..topology.index import FabricIndex
 from .flops import hardware_flops_per_token, model_flops_per_token
-from .memory import MemoryBreakdown, memory_per_chip, memory_problems
+from .memory import MemoryBreakdown, memory_per_chip, memory_per_stage, memory_problems
 from .step import KERNELS, Factors, KernelModel, StepBreakdown, StepEstimate, StepLinks, estimate_step
 
 
@@ -34,12 +34,13 @@ def estimate(scenario: Scenario, index: FabricIndex | None = None) -> StepEstima
 
 
 def feasibility_problems(scenario: Scenario) -> list[Problem]:
-    """Physics checks beyond the layout: does the job fit in memory?"""
+    """Physics checks beyond the layout: does the job fit in memory? (`run`, the sandbox and challenges refuse a
+    job that does not; `estimate` times it anyway and reports `fits`.)"""
     return memory_problems(scenario, resolve_layout(scenario))
 
 
 __all__ = [
     "KERNELS", "Factors", "KernelModel", "MemoryBreakdown", "StepBreakdown", "StepEstimate", "StepLinks",
     "estimate", "estimate_step", "feasibility_problems", "hardware_flops_per_token", "memory_per_chip",
-    "memory_problems", "model_flops_per_token", "step_links",
+    "memory_per_stage", "memory_problems", "model_flops_per_token", "step_links",
 ]  # fmt: skip
