@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..scenario.catalog import ModelSpec
 from ..scenario.checks import ParallelLayout
 from ..scenario.errors import Problem
 from ..scenario.models import Scenario
@@ -93,29 +94,40 @@ class StageParams:
 def stage_params(s: Scenario, layout: ParallelLayout, stage: int) -> StageParams:
     """Parameters per chip of pipeline stage `stage`: its layers, plus the input embedding on the first
     stage and the output layer on the last (one matrix when pp = 1 and they are tied)."""
-    m = s.workload.model_spec()
+    return _stage_params(s.workload.model_spec(), layout, stage)
+
+
+def _stage_params(m: ModelSpec, layout: ParallelLayout, stage: int) -> StageParams:
     layers = layout.stage_layers[stage]
     dense_layer = m.attention_params() + 4 * m.hidden + (m.hidden * m.experts if m.is_moe else 0)
-    dense = layers * dense_layer
-    embed = m.vocab * m.hidden
-    if stage == 0:
-        dense += embed
-    if stage == layout.pp - 1 and (layout.pp > 1 or not m.tied_embeddings):
-        dense += embed
+    dense = layers * dense_layer + _embeddings(m, layout, stage) * m.vocab * m.hidden
     experts = layers * m.experts * m.mlp_params() / layout.ep
     return StageParams(dense / layout.tp, experts / layout.tp)
 
 
+def _embeddings(m: ModelSpec, layout: ParallelLayout, stage: int) -> int:
+    """Embedding matrices on a stage: the input one on the first, the output layer on the last."""
+    n = 1 if stage == 0 else 0
+    if stage == layout.pp - 1 and (layout.pp > 1 or not m.tied_embeddings):
+        n += 1
+    return n
+
+
 def params_per_chip(s: Scenario, layout: ParallelLayout) -> float:
     """Parameters held by one chip of the stage with the most."""
-    return max(stage_params(s, layout, i).total for i in range(layout.pp))
+    m = s.workload.model_spec()
+    return max(_stage_params(m, layout, i).total for i in range(layout.pp))
 
 
 def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout, recompute: str | None = None) -> float:
     """Bytes one layer keeps for the backward pass of one micro-batch, per chip."""
+    return _layer_activations(
+        s, s.workload.model_spec(), layout, s.workload.recompute if recompute is None else recompute
+    )
+
+
+def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recompute: str) -> float:
     w, p = s.workload, s.parallelism
-    m = w.model_spec()
-    recompute = w.recompute if recompute is None else recompute
     tokens = w.seq / layout.cp * layout.micro_batch
     t = layout.tp
     shard = t if (p.sequence_parallel or t == 1) else 1
@@ -136,50 +148,35 @@ def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout, recompute: s
     return tokens * (replicated / shard + sharded / t)
 
 
-def _stage_memory(s: Scenario, layout: ParallelLayout, stage: int) -> MemoryBreakdown:
+def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdown, ...]:
+    """Memory per chip of every pipeline stage, first to last."""
     w, p = s.workload, s.parallelism
     m = w.model_spec()
-    params = stage_params(s, layout, stage)
+    per_layer = _layer_activations(s, m, layout, w.recompute)
+    # with full recompute, one layer's full activations live while it is recomputed
+    working = _layer_activations(s, m, layout, "none") if w.recompute == "full" else 0.0
+    logits = LOGIT_BYTES * w.seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
     dense_shard = layout.dp * layout.cp
     expert_shard = max(1, dense_shard // layout.ep)
     zero = p.zero
-
-    def sharded(per_param: float, from_stage: int) -> float:
-        if zero >= from_stage:
-            return per_param * (params.dense / dense_shard + params.experts / expert_shard)
-        return per_param * params.total
-
-    weights = sharded(WEIGHT_BYTES, 3)
-    if zero >= 3:  # FSDP: the layer at work and the prefetched one are whole
-        layer = (params.total - _embedding_share(s, layout, stage)) / max(1, layout.stage_layers[stage])
-        weights += 2 * WEIGHT_BYTES * layer
-    gradients = sharded(GRAD_BYTES[w.grad_dtype], 2)
-    optimizer = sharded(OPTIMIZER_BYTES, 1)
-
-    layers = layout.stage_layers[stage]
-    held = in_flight(stage, layout.pp, layout.micro_batches, layout.interleave)
-    acts = activation_bytes_per_layer(s, layout) * layers * held
-    if w.recompute == "full" and layers:  # one layer's full activations while it is recomputed
-        acts += activation_bytes_per_layer(s, layout, recompute="none")
-    if stage == layout.pp - 1:
-        acts += LOGIT_BYTES * w.seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
-    return MemoryBreakdown(weights, gradients, optimizer, acts, RUNTIME_OVERHEAD_GB * GB, stage)
-
-
-def _embedding_share(s: Scenario, layout: ParallelLayout, stage: int) -> float:
-    m = s.workload.model_spec()
-    embed = m.vocab * m.hidden / layout.tp
-    n = 0
-    if stage == 0:
-        n += 1
-    if stage == layout.pp - 1 and (layout.pp > 1 or not m.tied_embeddings):
-        n += 1
-    return n * embed
-
-
-def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdown, ...]:
-    """Memory per chip of every pipeline stage, first to last."""
-    return tuple(_stage_memory(s, layout, i) for i in range(layout.pp))
+    grad_bytes = GRAD_BYTES[w.grad_dtype]
+    out = []
+    for stage, layers in enumerate(layout.stage_layers):
+        params = _stage_params(m, layout, stage)
+        owned = params.dense / dense_shard + params.experts / expert_shard
+        whole = params.total
+        weights = WEIGHT_BYTES * (owned if zero >= 3 else whole)
+        if zero >= 3:  # FSDP: the layer at work and the prefetched one are whole
+            layer = (whole - _embeddings(m, layout, stage) * m.vocab * m.hidden / layout.tp) / max(1, layers)
+            weights += 2 * WEIGHT_BYTES * layer
+        gradients = grad_bytes * (owned if zero >= 2 else whole)
+        optimizer = OPTIMIZER_BYTES * (owned if zero >= 1 else whole)
+        held = in_flight(stage, layout.pp, layout.micro_batches, layout.interleave)
+        acts = per_layer * layers * held + (working if layers else 0.0)
+        if stage == layout.pp - 1:
+            acts += logits
+        out.append(MemoryBreakdown(weights, gradients, optimizer, acts, RUNTIME_OVERHEAD_GB * GB, stage))
+    return tuple(out)
 
 
 def memory_per_chip(s: Scenario, layout: ParallelLayout) -> MemoryBreakdown:
