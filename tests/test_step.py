@@ -112,7 +112,7 @@ def test_bubble_follows_1f1b_and_interleaved_formulas_on_even_stages():
         s = scenario(*base, f"parallelism.interleave={v}")
         e = estimate(s)
         b, m = e.breakdown, e.layout.micro_batches
-        logits = logits_compute(s, e.layout, s.cluster.chip_spec, s.workload.model_spec(), native=False)
+        logits = logits_compute(s, e.layout, s.cluster.chip_spec, s.workload.model_spec())
         assert e.critical_stage == p - 1  # ten layers and the output layer
         stage = (b.compute_s + b.tp_s) / m - logits  # ten layers, one micro-batch
         assert b.bubble_s == pytest.approx((p - 1) / v * stage, rel=1e-12)

@@ -122,11 +122,13 @@ def all_to_all(size: float, r: LinkRates) -> Split:
         return ZERO
     local_share = (g.n_local - 1) / n * size
     remote_share = (n - g.n_local) / n * size
-    inside = local_share / r.up_bw + (g.n_local - 1) * r.up_latency if g.n_local > 1 else 0.0
-    across = remote_share / r.out_bw + r.out_latency * (g.n_nodes - 1) if g.n_nodes > 1 else 0.0
-    if g.n_nodes > 1 and r.out_bw <= 0:
-        across = float("inf")
+    inside = _send(local_share, r.up_bw, (g.n_local - 1) * r.up_latency) if g.n_local > 1 else 0.0
+    across = _send(remote_share, r.out_bw, (g.n_nodes - 1) * r.out_latency) if g.n_nodes > 1 else 0.0
     return inside, across
+
+
+def _send(size: float, bw: float, latency: float) -> float:
+    return size / bw + latency if bw > 0 else float("inf")
 
 
 def p2p(size: float, r: LinkRates) -> Split:
@@ -135,8 +137,8 @@ def p2p(size: float, r: LinkRates) -> Split:
     if g.size <= 1 or size <= 0:
         return ZERO
     if g.n_nodes > 1:
-        return 0.0, (size / r.out_bw + r.out_latency) if r.out_bw > 0 else float("inf")
-    return (size / r.up_bw + r.up_latency) if r.up_bw > 0 else float("inf"), 0.0
+        return 0.0, _send(size, r.out_bw, r.out_latency)
+    return _send(size, r.up_bw, r.up_latency), 0.0
 
 
 def in_pieces(op, size: float, r: LinkRates, pieces: int) -> Split:

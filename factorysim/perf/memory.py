@@ -113,12 +113,6 @@ def _embeddings(m: ModelSpec, layout: ParallelLayout, stage: int) -> int:
     return n
 
 
-def params_per_chip(s: Scenario, layout: ParallelLayout) -> float:
-    """Parameters held by one chip of the stage with the most."""
-    m = s.workload.model_spec()
-    return max(_stage_params(m, layout, i).total for i in range(layout.pp))
-
-
 def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout, recompute: str | None = None) -> float:
     """Bytes one layer keeps for the backward pass of one micro-batch, per chip."""
     return _layer_activations(

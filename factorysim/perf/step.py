@@ -75,6 +75,9 @@ class KernelModel:
     unfused_attention_bytes: float = 36.0
     """Per token, layer, head and key, forward + backward: the unfused score matrix written by QK^T, read and
     written by scale-mask-softmax, read by AV (about 6 passes of 2 B forward, twice backward)."""
+    unfused_head_dim_half: float = 64.0
+    """Unfused attention runs QK^T and AV as batched GEMMs one head wide: efficiency head_dim / (head_dim + this)
+    of the large-GEMM rate (an assumption; only the 2021 A100 calibration runs use unfused attention)."""
     logit_bytes: float = 16.0
     """Per token and vocabulary entry: FP32 logits written, read by the loss, gradient written and read."""
     fp8_cast_bytes: float = 6.0
@@ -320,7 +323,7 @@ def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mo
         attn_fwd = 0.5 * flops / rate
     else:
         head_dim = h / model.heads
-        eff = chip.gemm_efficiency * head_dim / (head_dim + 64.0)
+        eff = chip.gemm_efficiency * head_dim / (head_dim + KERNELS.unfused_head_dim_half)
         attn_fwd = flops / (chip.bf16_peak_flops * eff)
         attn_bytes = KERNELS.unfused_attention_bytes * model.heads / t * w.seq / layout.cp
     attn_bwd = 2.0 * attn_fwd
@@ -341,8 +344,8 @@ def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mo
     return LayerCompute(lin_fwd + lin_bwd, attn_fwd + attn_bwd, mem, attn_fwd, attn_bwd)
 
 
-def logits_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec, native: bool) -> float:
-    """The output layer and the loss of one micro-batch on the last stage."""
+def logits_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec) -> float:
+    """The output layer and the loss of one micro-batch on the last stage (BF16 on every chip)."""
     tokens = layout.micro_batch * s.workload.seq / layout.cp
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
     bf16 = chip.bf16_peak_flops * chip.gemm_efficiency  # the output layer stays in BF16
@@ -399,8 +402,7 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
 
     actual = layer_compute(s, layout, chip, model, native=False)
     native = layer_compute(s, layout, chip, model, native=True)
-    logits = logits_compute(s, layout, chip, model, native=False)
-    logits_native = logits_compute(s, layout, chip, model, native=True)
+    logits = logits_compute(s, layout, chip, model)
     if w.precision == "fp8" and not chip.has_fp8:
         notes.append(f"{s.cluster.chip_name} has no FP8 path: FP8 GEMMs run in BF16 (generality < 1)")
     if w.attention != "unfused" and "flash_attention" not in chip.fast_paths:
@@ -443,7 +445,7 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     crit = max(range(pp), key=stage_times.__getitem__)
     crit_layers = layout.stage_layers[crit]
     mb_compute = crit_layers * actual.total + (logits if crit == last else 0.0)
-    mb_native = crit_layers * native.total + (logits_native if crit == last else 0.0)
+    mb_native = crit_layers * native.total + (logits if crit == last else 0.0)
     bubble = bubble_time(stage_times, v)
 
     # Pipeline point-to-point: activations cross each chunk boundary forward and back.
