@@ -98,11 +98,15 @@ def stage_params(s: Scenario, layout: ParallelLayout, stage: int) -> StageParams
 
 
 def _stage_params(m: ModelSpec, layout: ParallelLayout, stage: int) -> StageParams:
+    dense_layer, expert_layer = _layer_params(m)
     layers = layout.stage_layers[stage]
-    dense_layer = m.attention_params() + 4 * m.hidden + (m.hidden * m.experts if m.is_moe else 0)
     dense = layers * dense_layer + _embeddings(m, layout, stage) * m.vocab * m.hidden
-    experts = layers * m.experts * m.mlp_params() / layout.ep
-    return StageParams(dense / layout.tp, experts / layout.tp)
+    return StageParams(dense / layout.tp, layers * expert_layer / layout.ep / layout.tp)
+
+
+def _layer_params(m: ModelSpec) -> tuple[int, int]:
+    """(dense, expert) parameters of one layer: attention, norms and router; the MLPs of all experts."""
+    return m.attention_params() + 4 * m.hidden + (m.hidden * m.experts if m.is_moe else 0), m.experts * m.mlp_params()
 
 
 def _embeddings(m: ModelSpec, layout: ParallelLayout, stage: int) -> int:
@@ -154,15 +158,18 @@ def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdo
     expert_shard = max(1, dense_shard // layout.ep)
     zero = p.zero
     grad_bytes = GRAD_BYTES[w.grad_dtype]
+    dense_layer, expert_layer = _layer_params(m)
+    dense_layer, expert_layer = dense_layer / layout.tp, expert_layer / layout.ep / layout.tp
+    embedding = m.vocab * m.hidden / layout.tp
     out = []
     for stage, layers in enumerate(layout.stage_layers):
-        params = _stage_params(m, layout, stage)
-        owned = params.dense / dense_shard + params.experts / expert_shard
-        whole = params.total
+        dense = layers * dense_layer + _embeddings(m, layout, stage) * embedding
+        experts = layers * expert_layer
+        owned = dense / dense_shard + experts / expert_shard
+        whole = dense + experts
         weights = WEIGHT_BYTES * (owned if zero >= 3 else whole)
         if zero >= 3:  # FSDP: the layer at work and the prefetched one are whole
-            layer = (whole - _embeddings(m, layout, stage) * m.vocab * m.hidden / layout.tp) / max(1, layers)
-            weights += 2 * WEIGHT_BYTES * layer
+            weights += 2 * WEIGHT_BYTES * (dense_layer + expert_layer)
         gradients = grad_bytes * (owned if zero >= 2 else whole)
         optimizer = OPTIMIZER_BYTES * (owned if zero >= 1 else whole)
         held = in_flight(stage, layout.pp, layout.micro_batches, layout.interleave)
