@@ -27,6 +27,29 @@ def test_estimate_json_has_the_documented_keys(capsys):
     assert out["factors"]["stability"] == 1.0
 
 
+TOO_BIG = ["--set", "workload.model=llama3-70b", "--set", "parallelism.tp=1", "--set", "parallelism.dp=auto"]
+
+
+def test_a_job_that_does_not_fit_is_estimated_with_what_would_fit(capsys):
+    assert main(["estimate", "--json", *TOO_BIG]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fits"] is False and out["step_time_s"] > 0
+    assert out["memory_over_gb"] == pytest.approx(out["memory_gb_per_chip"] - 80)
+    assert out["fit_hints"][-1].startswith("more tp or pp")
+    assert main(["estimate", *TOO_BIG]) == 0
+    text = capsys.readouterr().out
+    assert "does not fit" in text and "would fit with" in text and "MFU" in text
+
+
+def test_strict_estimates_and_runs_refuse_a_job_that_does_not_fit(capsys):
+    assert main(["estimate", "--strict", *TOO_BIG]) == 2
+    captured = capsys.readouterr()
+    assert "MFU" in captured.out and "cluster.chip: out of memory" in captured.err
+    assert main(["run", "--duration", "1h", *TOO_BIG]) == 2
+    assert "out of memory" in capsys.readouterr().err
+    assert main(["estimate", "--strict"]) == 0
+
+
 def test_set_overrides_reach_the_estimate(capsys):
     main(["estimate", "--json"])
     base = json.loads(capsys.readouterr().out)
