@@ -340,3 +340,76 @@ def test_collectives_in_pieces_pay_the_latency_of_each_piece():
     ten = coll.in_pieces(coll.reduce_scatter, 1e9, r, 10)[1]
     assert ten - one == pytest.approx(9 * 7 * 5e-6, rel=1e-9)
     assert coll.in_pieces(coll.reduce_scatter, 1e9, r, 0) == coll.reduce_scatter(1e9, r)
+
+
+# ---------------------------------------------------------------- notes, windows and placements
+
+
+def test_notes_name_what_the_chip_lacks_and_nothing_else():
+    assert (
+        estimate(scenario('cluster.chip="A100-SXM-80GB"', 'cluster.scale_up="NVLink3"', "parallelism.dp=auto")).notes
+        == ()
+    )
+    no_flash = '{bf16_tflops=500, memory_gb=96, hbm_tb_s=4, scale_up="NVLink4", fast_paths=["bf16"]}'
+    flash = estimate(scenario(f"cluster.chip={no_flash}", "parallelism.dp=auto"))
+    assert flash.notes == ("custom chip has no fused attention: the score matrix goes through memory",)
+    unfused = estimate(scenario(f"cluster.chip={no_flash}", "parallelism.dp=auto", "workload.attention=unfused"))
+    assert unfused.notes == ()
+    lay, links = links_of(scenario("parallelism.tp=2", "parallelism.dp=auto"))
+    dead = replace(links, dp=GroupLinks(32, 8, 4, 400e9, 0.0, True, False))
+    blocked = estimate_step(scenario("parallelism.tp=2", "parallelism.dp=auto"), lay, dead)
+    assert blocked.notes == ("a chip of the job has no working path to its peers: the job cannot run",)
+
+
+@pytest.mark.parametrize("recompute,share", [("none", 2 / 3), ("full", 0.6)])
+def test_gradients_hide_under_the_last_backward_which_is_a_larger_share_without_recompute(recompute, share):
+    s = scenario("parallelism.tp=8", "parallelism.pp=1", "parallelism.dp=auto", "parallelism.zero=0",
+                 "cluster.fabric.nic_gbps=25", "workload.global_batch=64", f"workload.recompute={recompute}")  # fmt: skip
+    e = estimate(s)
+    lay, links = links_of(s)
+    params = stage_params(s, lay, 0).total
+    buckets = math.ceil(params / 40e6)
+    comm = buckets * sum(coll.all_reduce(params * 4.0 / buckets, rates_of(s, links.dp)))
+    window = e.breakdown.compute_s / lay.micro_batches * share
+    rest = comm * (1 - 1 / buckets)
+    expected = comm / buckets + max(0.0, rest - window) + KERNELS.comm_interference * min(rest, window)
+    assert e.breakdown.dp_s == pytest.approx(expected, rel=1e-12)
+
+
+def test_zero_three_on_one_layer_stages_still_gathers_per_layer():
+    s = scenario("workload.model=llama3-8b", "workload.layers=4", "cluster.nodes=4", "parallelism.tp=8",
+                 "parallelism.pp=4", "parallelism.dp=auto", "parallelism.zero=3", "workload.global_batch=16",
+                 "cluster.fabric.nic_gbps=25")  # fmt: skip
+    e = estimate(s)
+    lay, links = links_of(s)
+    assert lay.stage_layers == (1, 1, 1, 1)
+    r = rates_of(s, links.dp)
+    params = stage_params(s, lay, e.critical_stage).total
+    gather, reduce = sum(coll.all_gather(params * 2.0, r)), sum(coll.reduce_scatter(params * 4.0, r))
+    mb = e.breakdown.compute_s / lay.micro_batches
+    st = KERNELS.comm_interference
+    fwd = max(0.0, gather - mb / 3) + st * min(gather, mb / 3)
+    bwd = gather + reduce  # one layer: the whole collective is the last piece
+    assert e.breakdown.dp_s == pytest.approx(lay.micro_batches * (fwd + bwd), rel=1e-12)
+
+
+def test_expert_groups_follow_the_placement():
+    s = scenario("workload.model=mixtral-8x7b", "workload.seq_len=4096", "parallelism.tp=2", "parallelism.ep=4",
+                 "parallelism.dp=auto")  # fmt: skip
+    lay = resolve_layout(s)
+    index = index_for(s.cluster, [])
+    order = np.arange(lay.chips).reshape(8, 8).T.ravel()
+    assert step_links(index, lay).ep.n_nodes == 1
+    assert step_links(index, lay, order).ep.n_nodes == 4
+
+
+def test_unfused_score_matrix_memory_shrinks_with_context_parallelism():
+    base = ("parallelism.tp=8", "parallelism.dp=auto", "workload.attention=unfused", "workload.recompute=none",
+            "workload.seq_len=16384")  # fmt: skip
+    one, two = scenario(*base), scenario(*base, "parallelism.cp=2")
+    from factorysim.perf.memory import activation_bytes_per_layer
+
+    scores = 2.0 * 32 * 16384 * 16384 / 8  # softmax output per layer: 2 B x heads x s x s / tp
+    a1 = activation_bytes_per_layer(one, resolve_layout(one))
+    a2 = activation_bytes_per_layer(two, resolve_layout(two))
+    assert a1 - 2 * a2 == pytest.approx(scores / 2, rel=1e-9)  # each rank: half the queries against half the keys

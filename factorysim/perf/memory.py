@@ -188,10 +188,6 @@ def memory_per_chip(s: Scenario, layout: ParallelLayout) -> MemoryBreakdown:
 # ------------------------------------------------------------------ does it fit?
 
 
-def fits(s: Scenario, layout: ParallelLayout) -> bool:
-    return memory_per_chip(s, layout).total <= s.cluster.chip_spec.memory_gb * GB
-
-
 def fit_hints(s: Scenario, layout: ParallelLayout) -> list[str]:
     """Single changes that would make a job that does not fit fit, each with the memory it would need."""
     cap = s.cluster.chip_spec.memory_gb * GB
