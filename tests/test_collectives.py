@@ -111,3 +111,18 @@ def test_in_network_reduce_scatter_gains_latency_never_bandwidth():
     assert coll.reduce_scatter(big, inr) == coll.reduce_scatter(big, ring)  # the ring is faster on bandwidth
     assert coll.reduce_scatter(small, inr)[0] == pytest.approx(small / (0.6 * UP) + IN_NETWORK_STEPS * A_UP)
     assert coll.reduce_scatter(small, inr)[0] < coll.reduce_scatter(small, ring)[0]
+
+
+def test_nvlink_sharp_reaches_the_bus_bandwidth_nccl_measures_on_8_h100():
+    """NCCL all-reduce bus bandwidth on 8 H100 (NVIDIA GTC24 S62129 slide 12; nccl-tests): rings ~370 GB/s,
+    NVLink SHARP ~480 GB/s. Bus bandwidth = 2(n-1)/n x size / time."""
+    from factorysim.scenario import catalog
+
+    link = catalog().links["NVLink4"]
+    g = group(1, 8, up=link.gb_s_per_dir * 1e9)
+    r = LinkRates(g, link.efficiency, 1.0, 0.0, 0.0, True, False, link.in_network_efficiency, 1.0)
+    size = 8e9
+    ring = LinkRates(g, link.efficiency, 1.0, 0.0, 0.0)
+    bus = 2 * 7 / 8 * size
+    assert bus / coll.all_reduce(size, ring)[0] / 1e9 == pytest.approx(370, rel=0.05)
+    assert bus / coll.all_reduce(size, r)[0] / 1e9 == pytest.approx(480, rel=0.05)

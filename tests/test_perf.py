@@ -57,7 +57,7 @@ variants = st.fixed_dictionaries(
         "layout": layouts,
         "precision": st.sampled_from(["bf16", "fp8"]),
         "recompute": st.sampled_from(["none", "selective", "full"]),
-        "attention": st.sampled_from(["flash", "unfused"]),
+        "attention": st.sampled_from(["flash", "flash2", "unfused"]),
         "chip": st.sampled_from(["H100-SXM-80GB", "A100-SXM-80GB", "MTT-S4000", "B200"]),
         "nic": st.sampled_from([25, 100, 200, 400, 800]),
         "oversub": st.sampled_from([1.0, 2.0, 4.0]),
@@ -65,6 +65,8 @@ variants = st.fixed_dictionaries(
         "zero": st.integers(0, 3),
         "inr": st.booleans(),
         "ace": st.booleans(),
+        "overlap": st.booleans(),
+        "grad": st.sampled_from(["fp32", "bf16"]),
         "topology": st.sampled_from(["fat-tree", "rail-optimized"]),
     }
 )
@@ -89,6 +91,8 @@ def build(v: dict, *extra: str):
             f"parallelism.zero={v['zero']}",
             f"features.in_network_reduction={str(v['inr']).lower()}",
             f"features.async_comm_engine={str(v['ace']).lower()}",
+            f"features.tp_overlap={str(v['overlap']).lower()}",
+            f"workload.grad_dtype={v['grad']}",
             "cluster.nodes=16",
             *extra,
         )
