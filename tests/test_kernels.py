@@ -24,7 +24,7 @@ from factorysim.scenario import resolve_layout
 from factorysim.topology import GroupLinks
 from factorysim.topology.edits import index_for
 
-from .conftest import scenario
+from .conftest import custom_scenario, scenario
 
 LLAMA70 = ("workload.model=llama3-70b", "parallelism.tp=8", "parallelism.pp=1", "parallelism.dp=auto",
            "workload.global_batch=64", "workload.recompute=none")  # fmt: skip
@@ -416,3 +416,101 @@ def test_unfused_score_matrix_memory_shrinks_with_context_parallelism():
     a1 = activation_bytes_per_layer(one, resolve_layout(one))
     a2 = activation_bytes_per_layer(two, resolve_layout(two))
     assert a1 - 2 * a2 == pytest.approx(scores / 2, rel=1e-9)  # each rank: half the queries against half the keys
+
+
+# ---------------------------------------------------------------- edges
+
+
+def test_an_in_network_collective_over_a_dead_link_never_finishes_and_a_byte_still_pays_latency():
+    dead = LinkRates(GroupLinks(8, 8, 1, math.inf, 0.0, True, False), 0.8, 0.9, 2e-6, 5e-6, False, True, 0.6, 0.7)
+    assert coll.all_reduce(1e9, dead)[1] == math.inf
+    g = GroupLinks(2, 2, 1, math.inf, 50e9, True, False)
+    assert coll.p2p(1.0, LinkRates(g, 0.8, 0.9, 2e-6, 5e-6)) == pytest.approx((0.0, 1 / (0.9 * 50e9) + 5e-6))
+
+
+def test_a_chip_that_stops_stops_the_step():
+    s = scenario("parallelism.tp=2", "parallelism.pp=2", "parallelism.dp=auto")
+    lay, links = links_of(s)
+    e = estimate_step(s, lay, replace(links, slowest_speed=0.0))
+    assert e.breakdown.straggler_s == math.inf and e.blocked
+
+
+def test_a_job_whose_servers_cannot_talk_inside_reports_no_node_or_cluster_efficiency():
+    s = scenario("parallelism.tp=2", "parallelism.dp=auto")
+    lay, links = links_of(s)
+    dead = replace(links, tp=GroupLinks(2, 1, 2, 0.0, math.inf, False, False))
+    e = estimate_step(s, lay, dead)
+    assert e.blocked and e.factors.cluster == 0.0 and e.factors.node == 0.0
+
+
+def test_two_stage_pipelines_send_activations_too():
+    s = scenario("parallelism.tp=2", "parallelism.pp=2", "parallelism.dp=auto")
+    e = estimate(s)
+    lay, links = links_of(s)
+    send = sum(coll.p2p(8192 * 4096 * 2.0 / 2, rates_of(s, links.pp)))
+    assert e.breakdown.pp_s == pytest.approx((2 * 1 + 2 * lay.micro_batches) * send, rel=1e-12)
+
+
+def test_context_parallel_gradients_reduce_over_dp_times_cp_even_with_two_cp_ranks():
+    base = ("parallelism.tp=8", "parallelism.dp=auto", "parallelism.zero=0", "workload.global_batch=64",
+            "cluster.fabric.nic_gbps=25", "workload.recompute=full")  # fmt: skip
+    e = estimate(scenario(*base, "parallelism.cp=2"))
+    lay, links = links_of(scenario(*base, "parallelism.cp=2"))
+    s = scenario(*base, "parallelism.cp=2")
+    group = links.dp.resized(lay.dp * 2, links.dp.n_nodes * links.cp.n_nodes)
+    params = stage_params(s, lay, 0).total
+    buckets = math.ceil(params / 40e6)
+    comm = buckets * sum(coll.all_reduce(params * 4.0 / buckets, rates_of(s, group)))
+    window = e.breakdown.compute_s / lay.micro_batches * 0.6
+    rest = comm * (1 - 1 / buckets)
+    expected = comm / buckets + max(0.0, rest - window) + KERNELS.comm_interference * min(rest, window)
+    assert e.breakdown.dp_s == pytest.approx(expected, rel=1e-12)
+
+
+def test_ring_attention_with_full_recompute_passes_the_forward_blocks_twice():
+    s = scenario("workload.seq_len=65536", "parallelism.cp=8", "parallelism.tp=8", "parallelism.dp=auto",
+                 "workload.global_batch=8", "workload.recompute=full", "cluster.fabric.nic_gbps=50")  # fmt: skip
+    e = estimate(s)
+    lay, links = links_of(s)
+    model = s.workload.model_spec()
+    send = sum(coll.p2p(2 * (65536 / 8) * model.kv_dim * 2.0 / 8, rates_of(s, links.cp)))
+    work = layer_compute(s, lay, s.cluster.chip_spec, model, native=False)
+    st = KERNELS.comm_interference
+
+    def exposed(c, w):
+        return max(0.0, c - w) + st * min(c, w)
+
+    per_layer = 7 * (2 * exposed(send, work.attention_fwd / 8) + exposed(2 * send, work.attention_bwd / 8))
+    assert e.breakdown.cp_s == pytest.approx(lay.micro_batches * 32 * per_layer, rel=1e-12)
+
+
+def test_a_model_smaller_than_one_bucket_reduces_its_gradients_in_one_piece():
+    s = custom_scenario("workload.layers=2", "workload.hidden=1024", "workload.heads=8", "workload.vocab=8192",
+                        "workload.seq_len=2048", "parallelism.tp=8", "parallelism.dp=auto", "parallelism.zero=0",
+                        "cluster.fabric.nic_gbps=25", "workload.global_batch=64")  # fmt: skip
+    e = estimate(s)
+    lay, links = links_of(s)
+    params = stage_params(s, lay, 0).total
+    assert params < 40e6
+    comm = sum(coll.all_reduce(params * 4.0, rates_of(s, links.dp)))
+    assert comm > 0 and e.breakdown.dp_s == pytest.approx(comm, rel=1e-12)  # the only bucket is the last
+
+
+def test_an_estimate_as_data_keeps_its_documented_keys():
+    e = estimate(scenario("parallelism.tp=2", "parallelism.pp=2", "parallelism.dp=auto"))
+    d = e.as_dict()
+    assert d["tokens_per_s"] == e.tokens_per_s and d["memory_gb_per_chip"] == e.memory.total / GB
+    assert d["memory_worst_stage"] == e.memory.stage and d["peak_pflops"] == pytest.approx(64 * 989 / 1000)
+    assert d["layout"]["stage_layers"] == (16, 16) and d["layout"]["dp"] == 16
+
+
+def test_the_zero_hint_appears_whenever_the_optimizer_can_shard():
+    # one replica of two context-parallel ranks: the optimizer can still shard over the pair
+    base = ("cluster.nodes=2", "workload.model=llama3-8b", "parallelism.tp=8", "parallelism.cp=2", "parallelism.dp=auto",
+            "workload.seq_len=32768", "workload.global_batch=4", "parallelism.zero=0")  # fmt: skip
+    need = {zero: worst_gb(*base, f"parallelism.zero={zero}") for zero in (0, 1)}
+    assert need[1] < need[0]
+    chip = f'{{bf16_tflops=989, memory_gb={(need[0] + need[1]) / 2:.3f}, hbm_tb_s=3.35, scale_up="NVLink4"}}'
+    s = scenario(*base, f"cluster.chip={chip}")
+    assert resolve_layout(s).dp == 1
+    assert f"parallelism.zero = 1 ({need[1]:.1f} GB)" in memory_problems(s, resolve_layout(s))[0].message
