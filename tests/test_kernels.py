@@ -19,7 +19,7 @@ from factorysim.perf.collectives import LinkRates
 from factorysim.perf.gemm import gemm_time, linear_times
 from factorysim.perf.memory import GB, memory_per_stage, memory_problems, stage_params
 from factorysim.perf.pipeline import bubble_time, pipeline_time
-from factorysim.perf.step import estimate_step, layer_compute
+from factorysim.perf.step import estimate_step, layer_compute, logits_compute
 from factorysim.scenario import resolve_layout
 from factorysim.topology import GroupLinks
 from factorysim.topology.edits import index_for
@@ -514,3 +514,36 @@ def test_the_zero_hint_appears_whenever_the_optimizer_can_shard():
     s = scenario(*base, f"cluster.chip={chip}")
     assert resolve_layout(s).dp == 1
     assert f"parallelism.zero = 1 ({need[1]:.1f} GB)" in memory_problems(s, resolve_layout(s))[0].message
+
+
+def test_empty_collectives_cost_nothing():
+    r = LinkRates(GroupLinks(16, 2, 8, 400e9, 50e9, True, False), 0.8, 0.9, 2e-6, 5e-6)
+    for op in (coll.all_reduce, coll.reduce_scatter, coll.all_gather):
+        assert op(0.0, r) == (0.0, 0.0)
+
+
+SLOW_MEMORY = (
+    '{bf16_tflops=100000, memory_gb=96, hbm_tb_s=0.1, scale_up="NVLink4", fast_paths=["bf16", "flash_attention"]}'
+)
+
+
+def test_on_a_chip_starved_for_bandwidth_the_output_layer_and_a_native_fp8_path_pay_their_bytes():
+    s = scenario("workload.model=llama3-8b", "parallelism.tp=1", "parallelism.dp=auto", f"cluster.chip={SLOW_MEMORY}",
+                 "workload.precision=fp8")  # fmt: skip
+    spec, m, lay = s.cluster.chip_spec, s.workload.model_spec(), resolve_layout(s)
+    hbm = spec.hbm_tb_s * 1e12 * spec.hbm_efficiency
+    T, h, V = 8192, 4096, 128256
+
+    def traffic(a, b, c, in_bytes):
+        return (in_bytes * (a * c + c * b) + 2 * a * b) / hbm
+
+    logits = traffic(T, V, h, 2) + traffic(T, h, V, 2) + traffic(h, V, T, 2) + T * 16.0 * V / hbm
+    assert logits_compute(s, lay, spec, m) == pytest.approx(logits, rel=1e-12)
+    shapes = [(T, h + 2 * 1024, h), (T, h, h), (T, 2 * 14336, h), (T, h, 14336)]
+    native = sum(traffic(a, b, c, 1) + traffic(a, c, b, 1) + traffic(c, b, a, 1) for a, b, c in shapes)
+    assert layer_compute(s, lay, spec, m, native=True).linear == pytest.approx(native, rel=1e-12)
+
+
+def test_an_estimate_reports_the_delivered_flops():
+    e = estimate(scenario("parallelism.tp=2", "parallelism.dp=auto"))
+    assert e.as_dict()["delivered_pflops"] == pytest.approx(e.peak_flops * e.factors.product / 1e15, rel=1e-12)

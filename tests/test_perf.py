@@ -182,7 +182,10 @@ def test_validation_runs_meet_the_targets_and_none_is_refused(calibration):
 
 
 def test_every_run_says_where_its_figures_come_from_and_what_it_assumes():
-    for case in calibration_cases():
+    cases = calibration_cases()
+    assert len({case.name for case in cases}) == len(cases) == 49
+    assert all(case.name and case.scenario.name == case.name for case in cases)
+    for case in cases:
         assert case.source.strip() and isinstance(case.assumed, str), case.name
         assert case.assumed.strip(), case.name
 
