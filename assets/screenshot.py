@@ -1,4 +1,5 @@
-"""Regenerate assets/sandbox.svg, the screenshot in README.md (the app's own SVG export).
+"""Regenerate the README's screenshots: assets/sandbox.svg (the app's own SVG export) and
+assets/sandbox-browser.png (taken by the browser test, in headless Chromium).
 
 python assets/screenshot.py
 """
@@ -6,6 +7,9 @@ python assets/screenshot.py
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from factorysim import Fault, load_scenario
@@ -36,5 +40,14 @@ async def main() -> None:
     print(f"wrote {HERE / 'sandbox.svg'}")
 
 
+def browser() -> None:
+    target = HERE / "sandbox-browser.png"
+    env = {**os.environ, "FACTORYSIM_BROWSER_SCREENSHOT": str(target)}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", str(HERE.parent / "tests" / "test_browser.py")],
+                   env=env, check=True)  # fmt: skip
+    print(f"wrote {target}")
+
+
 if __name__ == "__main__":
     asyncio.run(main())
+    browser()

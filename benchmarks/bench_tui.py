@@ -1,7 +1,8 @@
 """Speed of the sandbox at 120×40 with the 10,000-card scenario running fast (a day per second).
 
-Targets: >= 10 refreshes per second with the app below half a core on average; first frame <= 1.5 s after
-start; a key or a click answered within 100 ms.
+Targets: >= 10 refreshes per second with the app below half a core on average; first frame <= 1 s after
+start; a key or a click answered within 100 ms. The terminal runs this checkout's code (tmux -c ROOT), with
+the first-run walkthrough already seen (a private XDG_CONFIG_HOME).
 
     python benchmarks/bench_tui.py          (the first-frame figure needs tmux)
 """
@@ -13,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +22,16 @@ from _util import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 TEN_K = ROOT / "scenarios" / "kuae-mtt-s4000-10k.toml"
+CONFIG = Path(tempfile.mkdtemp(prefix="fsbench-"))
+(CONFIG / "factorysim").mkdir()
+(CONFIG / "factorysim" / "walkthrough-done").touch()
+PLAY = f"env XDG_CONFIG_HOME={CONFIG} {sys.executable} -m factorysim play {TEN_K}"
+
+
+def tmux_session(name: str, command: str) -> None:
+    """A 120x40 terminal running `command` in this checkout."""
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", "-c", str(ROOT), command],
+                   check=True)  # fmt: skip
 
 
 async def in_process() -> None:
@@ -74,8 +86,7 @@ def real_terminal_input() -> None:
     if not shutil.which("tmux"):
         return
     name = "fsbenchkeys"
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40",
-                    f"{sys.executable} -m factorysim play {TEN_K} --speed 1d"], check=True)  # fmt: skip
+    tmux_session(name, f"{PLAY} --speed 1d")
     try:
         _until(name, "peak BF16", 20)
         time.sleep(2)
@@ -84,7 +95,7 @@ def real_terminal_input() -> None:
             want = "paused" if i % 2 == 0 else "running"
             t = time.perf_counter()
             subprocess.run(["tmux", "send-keys", "-t", name, "Space"], check=True)
-            waited = _until(name, f"· {want}") if want == "paused" else _until(name, "/s · running")
+            waited = _until(name, f"· {want}")
             if waited is not None:
                 keys.append(time.perf_counter() - t)
         clicks = []
@@ -114,9 +125,8 @@ def first_frame() -> None:
     times = []
     for i in range(5):
         name = f"fsbench{i}"
-        cmd = f"{sys.executable} -m factorysim play {TEN_K}"
         t = time.perf_counter()
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd], check=True)
+        tmux_session(name, PLAY)
         try:
             while time.perf_counter() - t < 20:
                 screen = subprocess.run(
@@ -130,7 +140,7 @@ def first_frame() -> None:
             subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     print(
         f"first frame in a real terminal (tmux 120x40, process start to the cluster and the waterfall on screen): "
-        f"median {statistics.median(times):.2f} s of {len(times)} (target <= 1.5 s)"
+        f"median {statistics.median(times):.2f} s of {len(times)} (target <= 1 s)"
     )
 
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ._version import __version__
 
@@ -29,6 +30,7 @@ examples:
   factorysim challenges                                the built-in challenges, easy to hard
   factorysim play --challenge layout-101              play one
   factorysim play --replay run.jsonl                  watch a recorded run, with a time slider
+  factorysim serve                                    the sandbox as a web page on http://127.0.0.1:8000
   factorysim validate FILE                            check a file, list every problem
   factorysim calibrate                                the model against published training runs
   factorysim schema > factorysim.schema.json          JSON Schema for editors
@@ -38,7 +40,7 @@ Scenario keys are documented in README.md and in `factorysim schema`.
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's default exit code is 2 too; keep the message short
+    def error(self, message: str) -> NoReturn:  # argparse's default exit code is 2 too; keep the message short
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -58,6 +60,20 @@ def _scenario_args(p: argparse.ArgumentParser, required: bool = False) -> None:
         action="append",
         default=[],
         help="override a scenario key, validated like the file (repeatable): --set parallelism.dp=64",
+    )
+
+
+def _safety_args(p: argparse.ArgumentParser, outputs: bool = True) -> None:
+    if outputs:
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="overwrite files that exist (otherwise asked on a terminal, refused elsewhere)",
+        )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="run even past the work budget (about 1,000,000 fault events, estimated before the run starts)",
     )
 
 
@@ -86,6 +102,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paused", action="store_true", help="start paused")
     p.add_argument("--challenge", metavar="NAME", help="play a built-in challenge (see `factorysim challenges`)")
     p.add_argument("--replay", metavar="LOG", help="watch a recorded run (factorysim run --record) with a time slider")
+    p.add_argument(
+        "--tour",
+        action="store_true",
+        help="show the walkthrough (pause, select, fault, fix); it shows by itself the first time",
+    )
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the sandbox as a web page (one sandbox per browser tab)",
+        description="Serve the sandbox in a web browser: every tab that opens the page gets its own "
+        "sandbox process, exactly as `factorysim play` would run it in a terminal. By default the "
+        "server listens on 127.0.0.1, so only this machine can open it. --host 0.0.0.0 (or an "
+        "address of this machine) exposes it to everyone who can reach the port: there is no login, "
+        "and the sandbox's open, save and write-log dialogs read and write files with your "
+        "permissions. Expose it only on a network you trust, or behind a proxy that authenticates.",
+    )
+    _scenario_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's run.seed)")
+    p.add_argument("--speed", metavar="TIME", default="1h", help='sim time per real second (default "1h")')
+    p.add_argument("--paused", action="store_true", help="start paused")
+    p.add_argument("--challenge", metavar="NAME", help="serve a built-in challenge")
 
     p = sub.add_parser(
         "estimate",
@@ -140,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with charts")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _safety_args(p)
 
     p = sub.add_parser(
         "compare",
@@ -161,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, metavar="N", help="random seed for both (default: A's run.seed)")
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with charts")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _safety_args(p)
 
     sub.add_parser(
         "challenges",
@@ -173,11 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "replay",
         help="re-simulate a recorded run and check it is identical",
-        description="Re-run a recorded event log from its header (scenario, seed) and injected "
-        "faults, and compare every event and the final fingerprint.",
+        description="Check a recorded event log's hash chain (a changed line is reported as ALTERED, exit 1, "
+        "before anything is re-simulated), then re-run it from its header (scenario, seed) and injected faults "
+        "and compare every event and the closing line. Exit 0 identical, 1 altered or different, 2 unreadable.",
     )
     p.add_argument("log", metavar="LOG", help="event log written by `factorysim run --record`")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _safety_args(p, outputs=False)
 
     p = sub.add_parser("catalog", help="list the chips, links, fabrics and models scenarios may name")
     p.add_argument("--json", action="store_true", help="print JSON (every figure with its source)")
@@ -185,9 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _console():
-    from rich.console import Console
+    from .console import terminal_console
 
-    return Console(highlight=False)
+    return terminal_console()
+
+
+def _seed(args: argparse.Namespace, scenario) -> int:
+    """--seed, or the scenario's run.seed; a ScenarioError when out of range (numpy takes 0 to 2**63 - 1 here)."""
+    from .scenario import Problem, ScenarioError
+    from .scenario.models import MAX_SEED
+
+    if args.seed is None:
+        return scenario.run.seed
+    last = args.seed + getattr(args, "seeds", 1) - 1
+    if not 0 <= args.seed <= MAX_SEED or last > MAX_SEED:
+        raise ScenarioError([Problem("--seed", f"got {args.seed}; a seed is a whole number from 0 to 2**63 - 1")])
+    return args.seed
 
 
 def _fail(message: str) -> int:
@@ -249,12 +305,55 @@ def cmd_play(args: argparse.Namespace) -> int:
     if speed <= 0:
         raise ScenarioError([Problem("--speed", "must be positive")])
     from .tui import FactorySimApp
+    from .tui.tour import marker_path
 
     clock = SimClock(speed=speed, paused=args.paused, frame_interval=1 / 12)
+    marker = marker_path()
+    first_run = not (args.scenario or args.challenge or args.replay or args.overrides) and not marker.exists()
     app = FactorySimApp(
-        scenario, args.scenario if not args.challenge else None, clock=clock, seed=args.seed, sandbox=sandbox
+        scenario,
+        args.scenario if not args.challenge else None,
+        clock=clock,
+        seed=None if args.seed is None else _seed(args, scenario),
+        sandbox=sandbox,
+        tour=args.tour or first_run,
+        tour_marker=marker,
     )
     app.run()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The sandbox in a browser: textual-serve runs `factorysim play` with the same arguments per page."""
+    import shlex
+
+    from .scenario import Problem, ScenarioError, parse_duration
+
+    _scenario_or_challenge(args)  # bad input is reported here, once, not in every browser tab
+    try:
+        if parse_duration(args.speed) <= 0:
+            raise ValueError("must be positive")
+    except ValueError as exc:
+        raise ScenarioError([Problem("--speed", str(exc))]) from None
+    if not 0 < args.port < 65536:
+        raise ScenarioError([Problem("--port", f"must be between 1 and 65535, got {args.port}")])
+    play = [sys.executable, "-m", "factorysim", "play", "--speed", args.speed]
+    if args.scenario:
+        from pathlib import Path
+
+        play.append(str(Path(args.scenario).resolve()))  # the server may start pages from another folder
+    for override in args.overrides:
+        play += ["--set", override]
+    if args.seed is not None:
+        play += ["--seed", str(args.seed)]
+    if args.paused:
+        play.append("--paused")
+    if args.challenge:
+        play += ["--challenge", args.challenge]
+    from textual_serve.server import Server
+
+    title = f"factorysim {args.challenge or args.scenario or 'starter'}"
+    Server(shlex.join(play), host=args.host, port=args.port, title=title).serve()
     return 0
 
 
@@ -328,27 +427,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0 if all(s.ok for s in summaries.values()) else 1
 
 
-def _progress(label: str):
-    """A progress bar on stderr while a run lasts (nothing at all when stderr is not a terminal)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _interrupted(at: float, of: float) -> None:
+    from .scenario.units import human_duration
 
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
+    print(f"\ninterrupted at {human_duration(at)} of {human_duration(of)} of sim time: the figures above cover "
+          "the time simulated", file=sys.stderr)  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .console import print_run_summary
     from .engine import Simulation, aggregate, run_seeds
+    from .outputs import check_outputs, write_outputs
+    from .progress import Interruptible, Progress, check_work
     from .scenario import Problem, ScenarioError, parse_duration
 
     scenario = _scenario_or_challenge(args)
@@ -363,30 +453,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ScenarioError([Problem("--seeds", "must be at least 1")])
     if args.seeds > 1 and (args.record or args.report):
         raise ScenarioError([Problem("--record" if args.record else "--report", "is for one run; drop --seeds")])
-    seed = scenario.run.seed if args.seed is None else args.seed
+    seed = _seed(args, scenario)
+    outputs = check_outputs([("--record", args.record), ("--report", args.report)], [args.scenario], args.force)
+    check_work([(scenario, duration, args.seeds)], args.yes)
+    stopped_at = None
     if args.seeds > 1:
         seeds = list(range(seed, seed + args.seeds))
-        with _progress(f"{len(seeds)} seeds") as bar:
-            task = bar.add_task("runs", total=len(seeds))
-            summaries = run_seeds(scenario, seeds, duration, progress=lambda n: bar.advance(task, n))
+        with Interruptible() as guard, Progress(f"{len(seeds)} seeds", len(seeds)) as bar:
+            summaries = run_seeds(scenario, seeds, duration, progress=bar.advance, stop=lambda: guard.stopped)
+        if guard.stopped:
+            print(f"\ninterrupted after {len(summaries)} of {len(seeds)} runs", file=sys.stderr)
+            if not summaries:
+                return 130
         summary = aggregate(summaries)
         base = Simulation(scenario, seed=seed, metrics=False, fingerprint=False).base
     else:
         sim = Simulation(scenario, seed=seed, record=bool(args.record), metrics=bool(args.report))
         steps = 200
-        with _progress("simulating") as bar:
-            task = bar.add_task("sim", total=steps)
+        with Interruptible() as guard, Progress("simulating", duration) as bar:
             for i in range(1, steps + 1):
-                sim.run_until(duration * i / steps)
-                bar.advance(task)
+                if guard.stopped:
+                    stopped_at = sim.now
+                    break
+                sim.run_until(duration if i == steps else duration * i / steps)
+                bar.update(sim.now)
         summary = sim.summary().as_dict()
         base = sim.base
-        if args.record:
-            sim.write_log(args.record)
-        if args.report:
-            from .report import RunResult, run_report
-
-            _write_text(args.report, run_report(RunResult.of(sim)))
     verdict = None
     if args.challenge and args.seeds == 1:
         from .challenge import status
@@ -402,31 +494,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({"scenario": scenario.name, **summary}, indent=2))
     else:
         print_run_summary(_console(), scenario, summary, base)
-        if args.record:
-            print(f"\nrecorded {args.record}; check it with: factorysim replay {args.record}")
-        if args.report:
-            print(f"\nreport written to {args.report}")
         if verdict is not None:
             print(
                 f"\nchallenge {args.challenge}: {verdict.state.upper()} (score {verdict.score}): "
                 f"{verdict.reason or verdict.detail}"
             )
-    return 0
+    if stopped_at is not None:
+        _interrupted(stopped_at, duration)
+    if outputs:  # after the summary: a file that cannot be written loses nothing already shown
+        from .report import RunResult, run_report
 
+        def record() -> str:
+            assert sim.log is not None  # created with record=True
+            return sim.log.text(sim.now, sim.summary().as_dict())
 
-def _write_text(path: str, text: str) -> None:
-    from .scenario import Problem, ScenarioError, write_atomically
-
-    try:
-        write_atomically(path, text)
-    except OSError as exc:
-        raise ScenarioError([Problem("--report", f"cannot write {path}: {exc.strerror or exc}")]) from None
+        texts = {"--record": record, "--report": lambda: run_report(RunResult.of(sim))}
+        write_outputs([(o, texts[o.flag]) for o in outputs], [args.scenario])
+        if not args.json:
+            for o in outputs:
+                if o.flag == "--record":
+                    print(f"\nrecorded {o.path}; check it with: factorysim replay {o.path}")
+                else:
+                    print(f"\nreport written to {o.path}")
+    return 130 if stopped_at is not None or (args.seeds > 1 and guard.stopped) else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+
     from . import load_scenario
     from .console import print_rows
     from .engine import Simulation
+    from .outputs import check_outputs, write_outputs
+    from .progress import Interruptible, Progress, check_work
     from .report import RunResult, compare_report, compare_rows
     from .scenario import Problem, ScenarioError, parse_duration
 
@@ -436,16 +535,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         duration = parse_duration(args.duration) if args.duration else a.run.duration
     except ValueError as exc:
         raise ScenarioError([Problem("--duration", str(exc))]) from None
-    seed = a.run.seed if args.seed is None else args.seed
-    results = []
-    with _progress("simulating both") as bar:
-        task = bar.add_task("sim", total=2)
-        for scenario in (a, b):
-            sim = Simulation(scenario, seed=seed)
-            sim.run_until(duration)
-            results.append(RunResult.of(sim))
-            bar.advance(task)
-    ra, rb = results
+    if duration <= 0:
+        raise ScenarioError([Problem("--duration", "must be positive")])
+    seed = _seed(args, a)
+    outputs = check_outputs([("--report", args.report)], [args.first, args.second], args.force)
+    check_work([(a, duration, 1), (b, duration, 1)], args.yes)
+    sims = [Simulation(scenario, seed=seed) for scenario in (a, b)]
+    steps, stopped_at = 200, None
+    with Interruptible() as guard, Progress("simulating both", duration) as bar:
+        for i in range(1, steps + 1):  # in step, so an interrupted comparison compares the same sim time
+            if guard.stopped:
+                stopped_at = sims[0].now
+                break
+            for sim in sims:
+                sim.run_until(duration if i == steps else duration * i / steps)
+            bar.update(sims[0].now)
+    ra, rb = (RunResult.of(sim) for sim in sims)
     rows = compare_rows(ra, rb)
     if args.json:
         print(
@@ -454,20 +559,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     "a": ra.scenario.name,
                     "b": rb.scenario.name,
                     "seed": seed,
-                    "duration_s": duration,
+                    "duration_s": sims[0].now,
                     "rows": [dict(zip(("what", "a", "b", "change"), r, strict=True)) for r in rows],
                     "summaries": {"a": ra.summary, "b": rb.summary},
                 },
                 indent=2,
             )
         )
-    else:
-        print_rows(_console(), f"{a.name} vs {b.name} (seed {seed})", ["", a.name, b.name, "change"], rows)
-    if args.report:
-        _write_text(args.report, compare_report(ra, rb))
+    else:  # names are plain text in the table, never markup
+        title = f"{a.name} vs {b.name} (seed {seed})"
+        print_rows(_console(), title, ["", a.name, b.name, "change"], rows)
+    if stopped_at is not None:
+        _interrupted(stopped_at, duration)
+    if outputs:
+        write_outputs([(outputs[0], lambda: compare_report(ra, rb))], [args.first, args.second])
         if not args.json:
-            print(f"\nreport written to {args.report}")
-    return 0
+            print(f"\nreport written to {outputs[0].path}")
+    return 130 if stopped_at is not None else 0
 
 
 def cmd_challenges(args: argparse.Namespace) -> int:
@@ -489,10 +597,36 @@ def cmd_challenges(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from .engine import replay
+class _Stopped(Exception):
+    """Ctrl-C during work that has no partial result to show."""
 
-    result = replay(args.log)
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .engine import ReplayResult, replay
+    from .engine.log import LogAltered, read_recorded_run
+    from .progress import Interruptible, Progress, check_work
+    from .scenario import validate_scenario
+
+    try:
+        run = read_recorded_run(args.log)
+    except LogAltered as exc:
+        result = ReplayResult(0, "", "", str(exc.problems[0]), altered_at=exc.line)
+    else:
+        scenario = validate_scenario(run.header["scenario"], f"{args.log} (scenario in the header)")
+        check_work([(scenario, float(run.closing["t"]), 1)], args.yes)
+        with Interruptible() as guard, Progress("replaying", 1.0) as bar:
+
+            def tick(share: float) -> None:
+                bar.update(share)
+                if guard.stopped:
+                    raise _Stopped
+
+            try:
+                result = replay(args.log, progress=tick, run=run)
+            except _Stopped:
+                print("\ninterrupted: the replay stopped before the end of the log, so there is no verdict",
+                      file=sys.stderr)  # fmt: skip
+                return 130
     if args.json:
         print(
             json.dumps(
@@ -502,9 +636,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     "fingerprint": result.fingerprint,
                     "recorded_fingerprint": result.recorded_fingerprint,
                     "divergence": result.divergence,
+                    "altered_at": result.altered_at,
                 },
                 indent=2,
             )
+        )
+    elif result.altered_at is not None:
+        print(
+            f"ALTERED: line {result.altered_at} does not match the log's hash chain: the log was changed after "
+            "it was written; nothing was re-simulated",
+            file=sys.stderr,
         )
     elif result.identical:
         print(f"identical: {result.events} events replayed, fingerprint {result.fingerprint}")
@@ -585,6 +726,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "play": cmd_play,
+    "serve": cmd_serve,
     "estimate": cmd_estimate,
     "validate": cmd_validate,
     "schema": cmd_schema,
@@ -598,8 +740,6 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .scenario import ScenarioError
-
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
@@ -607,8 +747,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except ScenarioError as exc:
-        return _fail(exc.render())
+    except Exception as exc:  # a user error is one line per problem; anything else is a bug and keeps its traceback
+        from .scenario.errors import ScenarioError  # imported here: `factorysim --help` needs no scenario code
+
+        if isinstance(exc, ScenarioError):
+            return _fail(exc.render())
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,18 @@ FACTOR_NAMES = (
 )
 
 
+PIPE_WIDTH = 200
+"""Columns for output that is not a terminal (a pipe, a file): wide enough that no table is cut."""
+
+
+def terminal_console() -> Console:
+    """A console for the command line: the terminal's width, or PIPE_WIDTH when piped, so nothing is cut."""
+    console = Console(highlight=False)
+    if not console.is_terminal and console.width < PIPE_WIDTH:
+        console = Console(highlight=False, width=PIPE_WIDTH)
+    return console
+
+
 def si(value: float, unit: str = "", digits: int = 3) -> str:
     """1.23e15 → '1.23 P' + unit."""
     for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -204,11 +216,12 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
 
 
 def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
-    t = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    """A plain table. Titles, headers and cells are text, never markup: names like [reliability.rates] show as typed."""
+    t = Table(title=Text(title, style="italic"), title_justify="left", box=None, pad_edge=False)
     for i, h in enumerate(header):
-        t.add_column(h, justify="left" if i == 0 else "right")
+        t.add_column(Text(h, style="bold"), justify="left" if i == 0 else "right")
     for row in rows:
-        t.add_row(*(str(x) for x in row))
+        t.add_row(*(Text(str(x)) for x in row))
     console.print(t)
 
 

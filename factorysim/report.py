@@ -53,10 +53,18 @@ def _figure(width: float = 7.5, height: float = 2.6):
     return fig, ax
 
 
+def _label(name: str) -> str:
+    """A legend label shown as given: matplotlib leaves labels starting with "_" out of legends."""
+    return "\u200b" + name if name.startswith("_") else name
+
+
 def _svg(fig) -> str:
     from matplotlib import rcParams
     from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.text import Text
 
+    for text in fig.findobj(Text):  # names are plain text: "$" is a dollar sign, not mathtext
+        text.set_parse_math(False)
     buf = io.StringIO()
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": "factorysim"}, rcParams):
         FigureCanvasSVG(fig).print_svg(buf)
@@ -87,7 +95,7 @@ def line_chart(title: str, runs: Sequence[tuple[str, list[float], list[float]]],
     for i, (label, t, y) in enumerate(runs):
         days = [x / DAY for x in t]
         values = [v * 100 for v in y] if percent else y
-        ax.plot(days, values, color=COLORS[i % len(COLORS)], linewidth=1.3, label=label, drawstyle="steps-post")
+        ax.plot(days, values, color=COLORS[i % len(COLORS)], linewidth=1.3, label=_label(label), drawstyle="steps-post")
     if reference is not None:
         ax.axhline(
             reference * (100 if percent else 1), color="#6b7280", linestyle="--", linewidth=0.9, label="fault-free"
@@ -122,7 +130,7 @@ def bar_chart(title: str, labels: Sequence[str], groups: Sequence[tuple[str, Seq
     h = 0.8 / n
     for i, (name, values) in enumerate(groups):
         ys = [k + (i - (n - 1) / 2) * h for k in range(len(labels))]
-        ax.barh(ys, values, height=h, color=COLORS[i % len(COLORS)], label=name)
+        ax.barh(ys, values, height=h, color=COLORS[i % len(COLORS)], label=_label(name))
     ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_title(title, loc="left", fontsize=11)

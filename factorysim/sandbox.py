@@ -61,6 +61,8 @@ class Sandbox:
         self.replayer = replayer  # a recorded run: shown at any time, never changed
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.dirty = False  # unsaved changes
+        self._undo: list[tuple[str, Scenario]] = []  # (what was done, the scenario before it)
+        self._redo: list[tuple[str, Scenario]] = []
         self._set(scenario)
 
     # ------------------------------------------------------------ building
@@ -151,7 +153,7 @@ class Sandbox:
         reason = edit_refusal(self.challenge, path) if self.challenge is not None else None
         return EditResult(False, (Problem(path, reason),)) if reason else None
 
-    def _try(self, data: dict[str, Any], graph: nx.Graph | None = None) -> EditResult:
+    def _try(self, data: dict[str, Any], graph: nx.Graph | None = None, what: str = "edit") -> EditResult:
         try:
             candidate = validate_scenario(data)
         except ScenarioError as exc:
@@ -161,6 +163,7 @@ class Sandbox:
             problems += budget_problems(candidate.challenge, candidate)
         if problems:
             return EditResult(False, tuple(problems))
+        self._remember(what)
         self._set(candidate, graph)
         self.dirty = True
         self._relay({"t": 0.0, "kind": "edit", "target": "scenario", "effect": {"restart": True}})
@@ -181,7 +184,7 @@ class Sandbox:
             node.pop(parts[-1], None)
         else:
             node[parts[-1]] = value
-        return self._try(data)
+        return self._try(data, what=f"{key_path} = {value!r}" if value is not None else f"{key_path} unset")
 
     def value(self, key_path: str) -> Any:
         node: Any = scenario_data(self.scenario)
@@ -201,7 +204,8 @@ class Sandbox:
             return EditResult(False, tuple(exc.problems))
         data = scenario_data(self.scenario)
         data.setdefault("topology", {}).setdefault("edits", []).append(edit.model_dump(exclude_none=True))
-        return self._try(data, graph)
+        what = {"add": "link added", "remove": "link removed"}.get(edit.op) or f"link set to {edit.gbps:g} Gb/s"
+        return self._try(data, graph, what=f"{edit.a} - {edit.b} {what}")
 
     def add_link(self, a: str, b: str, gbps: float | None = None) -> EditResult:
         return self._edit_topology(TopologyEdit(op="add", a=a, b=b, gbps=gbps))
@@ -233,10 +237,133 @@ class Sandbox:
         """Put a box somewhere else on the canvas; saved with the scenario."""
         positions = dict(self.scenario.layout.positions)
         positions[f"{view.key}/{box_id}"] = (max(0, int(x)), max(0, int(y)))
+        self._remember(f"{box_id} moved")
+        self._set_positions(positions)
+
+    def reset_layout(self, view: View) -> bool:
+        """Put every box of a view back where the layout places it. False when nothing was moved there."""
+        prefix = f"{view.key}/"
+        positions = {k: v for k, v in self.scenario.layout.positions.items() if not k.startswith(prefix)}
+        if len(positions) == len(self.scenario.layout.positions):
+            return False
+        self._remember(f"layout of {view.key} reset")
+        self._set_positions(positions)
+        return True
+
+    def _set_positions(self, positions: dict[str, tuple[int, int]]) -> None:
         self.scenario = self.scenario.model_copy(
             update={"layout": self.scenario.layout.model_copy(update={"positions": positions})}
         )
         self.dirty = True
+
+    def edited_links(self) -> list[tuple[str, str, str]]:
+        """(a, b, "added" | "removed") for the player's link edits, for the canvas to draw."""
+        out: dict[frozenset[str], tuple[str, str, str]] = {}
+        for e in self.scenario.topology.edits:
+            pair = frozenset((e.a, e.b))
+            if e.op == "add":
+                out[pair] = (e.a, e.b, "added")
+            elif e.op == "remove":
+                out[pair] = (e.a, e.b, "removed")
+        return list(out.values())
+
+    # ------------------------------------------------------------ undo and redo
+
+    def _remember(self, what: str) -> None:
+        self._undo.append((what, self.scenario))
+        del self._undo[:-200]
+        self._redo.clear()
+
+    @property
+    def can_undo(self) -> str | None:
+        """What undo would take back (None: nothing)."""
+        return self._undo[-1][0] if self._undo and not self.read_only else None
+
+    @property
+    def can_redo(self) -> str | None:
+        return self._redo[-1][0] if self._redo and not self.read_only else None
+
+    def undo(self) -> str | None:
+        """Take back the last edit, move, link change or policy switch; returns what it was (None: nothing)."""
+        if self.can_undo is None:
+            return None
+        what, before = self._undo.pop()
+        self._redo.append((what, self.scenario))
+        self._restore(before)
+        return what
+
+    def redo(self) -> str | None:
+        if self.can_redo is None:
+            return None
+        what, after = self._redo.pop()
+        self._undo.append((what, self.scenario))
+        self._restore(after)
+        return what
+
+    def _restore(self, scenario: Scenario) -> None:
+        """Go back (or forward) to a scenario from the history: a layout or policy change keeps the run going."""
+        current = self.scenario
+        same = scenario.model_copy(update={"layout": current.layout, "reliability": current.reliability})
+        if same == current and scenario.reliability.model_copy(update={"policy": current.reliability.policy}) == (
+            current.reliability
+        ):
+            if scenario.reliability.policy != self.sim.policy:
+                self.sim.set_policy(scenario.reliability.policy)
+            self.scenario = scenario
+        else:
+            self._set(scenario)
+            self._relay({"t": 0.0, "kind": "edit", "target": "scenario", "effect": {"restart": True}})
+        self.dirty = True
+
+    def locate(self, node: str, width: int = 100) -> tuple[View, str] | None:
+        """The view that draws a node as its own box, and that box's id (a strip when its switches are many)."""
+        try:
+            target = parse_target(node, self.plan)
+        except ScenarioError:
+            return None
+        h, p = self.hierarchy, self.plan
+        if target.kind == "server":
+            return View("rack", h.rack_of_server(target.index)), node
+        if target.kind == "chip":
+            return View("server", target.index // p.chips_per_node), node
+        if target.kind == "core":
+            return View("cluster"), "cores"
+        if target.kind in ("leaf", "spine"):
+            members = h.leaves_of_pod if target.kind == "leaf" else h.spines_of_pod
+            pod = next((q for q in range(h.pods) if target.index in members(q)), 0)
+            view = View("pod", pod)
+            ids = {b.id for b in self.scene(view, width).boxes}
+            return view, node if node in ids else f"{target.kind}-strip"
+        return None
+
+    def box_in_view(self, view: View, node: str, width: int = 100) -> str | None:
+        """The box of `view` that holds a node: itself, or the pod, rack or strip it is in (None: not shown there)."""
+        found = self.locate(node, width)
+        if found is None:
+            return None
+        home, box_id = found
+        if home == view:
+            return box_id
+        h = self.hierarchy
+        try:
+            target = parse_target(node, self.plan)
+        except ScenarioError:
+            return None
+        server = None
+        if target.kind == "server":
+            server = target.index
+        elif target.kind == "chip":
+            server = target.index // self.plan.chips_per_node
+        if view.level == "cluster":
+            if server is not None:
+                return f"pod{h.pod_of_server(server)}"
+            if target.kind in ("leaf", "spine") and home.level == "pod":
+                return "spines" if target.kind == "spine" else f"pod{home.index}"
+        if view.level == "pod" and server is not None and h.pod_of_server(server) == view.index:
+            return f"rack{h.rack_of_server(server)}"
+        if view.level == "rack" and target.kind == "chip" and server is not None:
+            return f"n{server}" if h.rack_of_server(server) == view.index else None
+        return None
 
     def initial_view(self) -> View:
         return View("pod", 0) if self.hierarchy.pods == 1 else View("cluster")
@@ -261,6 +388,7 @@ class Sandbox:
         except ValueError as exc:
             return EditResult(False, (Problem("reliability.policy", str(exc)),))
         rel = self.scenario.reliability.model_copy(update={"policy": policy})
+        self._remember(f"policy {policy}")
         self.scenario = self.scenario.model_copy(update={"reliability": rel})
         self.dirty = True
         return EditResult(True)

@@ -96,6 +96,8 @@ async def test_the_sandbox_shows_the_objective_and_declares_the_end():
         await pilot.pause(0.3)
         assert app.dashboard._challenge.display
         assert "Fix a bad parallel layout" in str(app.dashboard._challenge.visual)
+        await pilot.press("enter")  # the brief read (the clock stays paused: it was started paused)
+        assert app.clock.paused
         app.clock.resume()
         for _ in range(100):
             await pilot.pause(0.05)
@@ -105,6 +107,7 @@ async def test_the_sandbox_shows_the_objective_and_declares_the_end():
         assert app.sandbox.sim.now == pytest.approx(86400.0)  # stopped exactly at the limit
         assert app.sandbox.status().state == "lost" and app.clock.paused
         assert "Lost." in str(app.screen.query_one("#verdict").visual)
+        app.clock.speed = 3600.0  # the retried run must not reach the limit again on a loaded machine
         await pilot.press("r")  # try again
         await pilot.pause(0.2)
         assert app.sandbox.sim.now < 86400.0 and not isinstance(app.screen, EndScreen)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
+from factorysim import Scenario, estimate, load_scenario
 from factorysim.cli import main
+from factorysim.console import si
 
 from .conftest import SCENARIOS
 
@@ -17,14 +22,23 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "factorysim", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_estimate_json_has_the_documented_keys(capsys):
-    assert main(["estimate", str(SCENARIOS / "llama3-70b-1k-h100.toml"), "--json"]) == 0
+def test_estimate_json_is_the_step_and_its_figures_agree(capsys):
+    path = SCENARIOS / "llama3-70b-1k-h100.toml"
+    assert main(["estimate", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("step_time_s", "tokens_per_s", "mfu", "hfu", "tflops_per_chip", "memory_gb_per_chip"):
-        assert isinstance(out[key], float), key
-    assert set(out["factors"]) == {"generality", "chip", "node", "cluster", "stability"}
-    assert {"compute_s", "tp_s", "pp_s", "dp_s", "ep_s", "cp_s", "bubble_s"} <= set(out["breakdown"])
-    assert out["factors"]["stability"] == 1.0
+    step = estimate(load_scenario(path))
+    assert out["step_time_s"] == step.step_time_s and out["factors"] == step.factors.as_dict()
+    # the figures hold together: tokens/s from the batch, MFU from the factors and the peak, parts sum up
+    assert out["tokens_per_s"] == pytest.approx(512 * 8192 / out["step_time_s"], rel=1e-12)  # the file's batch
+    assert out["mfu"] == pytest.approx(math.prod(out["factors"].values()), rel=1e-12)
+    assert out["delivered_pflops"] == pytest.approx(out["peak_pflops"] * out["mfu"], rel=1e-12)
+    assert out["peak_pflops"] == pytest.approx(out["chips"] * 989e12 / 1e15)  # 1,024 H100 at 989 TFLOP/s
+    assert out["tflops_per_chip"] == pytest.approx(out["mfu"] * 989, rel=1e-12)
+    assert sum(out["breakdown"].values()) == pytest.approx(out["step_time_s"], rel=1e-12)
+    assert sum(v for k, v in out["memory_gb"].items() if k != "total") == pytest.approx(out["memory_gb_per_chip"])
+    layout = out["layout"]
+    assert layout["tp"] * layout["pp"] * layout["dp"] * layout["cp"] == out["chips"] == 1024
+    assert out["factors"]["stability"] == 1.0 and 0.3 < out["mfu"] < 0.5
 
 
 TOO_BIG = ["--set", "workload.model=llama3-70b", "--set", "parallelism.tp=1", "--set", "parallelism.dp=auto"]
@@ -61,17 +75,17 @@ def test_set_overrides_reach_the_estimate(capsys):
 def test_estimate_prints_the_waterfall_from_peak_to_delivered(capsys):
     assert main(["estimate"]) == 0
     out = capsys.readouterr().out
-    for word in (
-        "peak (dense BF16)",
-        "× generality",
-        "× chip",
-        "× node",
-        "× cluster",
-        "× stability",
-        "= delivered",
-        "MFU",
-    ):
-        assert word in out
+    step = estimate(load_scenario())
+    f = step.factors
+    running, rows = step.peak_flops, []
+    for name in ("generality", "chip", "node", "cluster", "stability"):
+        running *= getattr(f, name)
+        rows.append(rf"× {name}\s+{getattr(f, name):.3f}\s+{re.escape(si(running, 'FLOP/s'))}")
+    expected = [rf"peak \(dense BF16\)\s+{re.escape(si(step.peak_flops, 'FLOP/s'))}\s+\S+\s+64 chips", *rows,
+                rf"= delivered\s+{f.product:.3f}\s+{re.escape(si(step.delivered_flops, 'FLOP/s'))}"]  # fmt: skip
+    for pattern in expected:
+        assert re.search(pattern, out), pattern
+    assert f"MFU {step.mfu * 100:.1f} % (model FLOPs)" in out
 
 
 def test_bad_input_exits_2_with_a_message_and_no_traceback():
@@ -91,9 +105,24 @@ def test_validate_reports_ok_and_problems(tmp_path, capsys):
     assert 'cluster.chip: unknown chip "H900"' in err and str(bad) in err
 
 
-def test_schema_prints_json_schema(capsys):
+def test_schema_describes_what_the_models_accept(capsys):
     assert main(["schema"]) == 0
-    assert json.loads(capsys.readouterr().out)["title"] == "factorysim scenario"
+    schema = json.loads(capsys.readouterr().out)
+    defs = schema["$defs"]
+    assert schema["title"] == "factorysim scenario" and schema["additionalProperties"] is False
+    assert set(schema["properties"]) == set(Scenario.model_fields)
+    nodes = defs["ClusterConfig"]["properties"]["nodes"]
+    assert (nodes["exclusiveMinimum"], nodes["maximum"]) == (0, 1_000_000)
+    duration = re.compile(defs["RunConfig"]["properties"]["duration"]["pattern"])
+    assert duration.match("30d") and duration.match("1h30m") and not duration.match("30 days")
+    assert defs["WorkloadConfig"]["properties"]["precision"]["enum"] == ["bf16", "fp8"]
+    # every key of every shipped scenario is one the schema names
+    for path in SCENARIOS.glob("*.toml"):
+        data = tomllib.loads(path.read_text())
+        assert set(data) <= set(schema["properties"]), path.name
+        for section in ("cluster", "workload", "parallelism", "reliability", "run"):
+            ref = schema["properties"][section]["$ref"].rsplit("/", 1)[-1]
+            assert set(data.get(section, {})) <= set(defs[ref]["properties"]), (path.name, section)
 
 
 def test_calibrate_shows_the_calibration_and_validation_tables_with_mean_and_largest_error(capsys):

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import pytest
+
+from factorysim import Simulation, load_scenario
 from factorysim.cli import main
 
-from .conftest import SCENARIOS
+from .conftest import ROOT, SCENARIOS
+
+STARTER = ROOT / "factorysim" / "scenario" / "data" / "default.toml"
 
 VOID = {"meta", "br", "img", "hr", "input", "link"}
 
@@ -61,9 +68,29 @@ def svgs(text: str) -> list[ET.Element]:
     return out
 
 
-def test_run_report_is_self_contained_html_with_its_charts(tmp_path, capsys):
+def table_cells(text: str) -> dict[str, list[str]]:
+    """Each row of the report's tables: first cell -> the other cells."""
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", text, re.S):
+        cells = [html.unescape(c) for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", row, re.S)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def bar_widths(svg: str) -> list[float]:
+    """The widths of the horizontal bars of a bar chart, top to bottom (the axes' own patches left out)."""
+    widths = []
+    for d in re.findall(r'<g id="patch_\d+">\s*<path d="([^"]*)"', svg):
+        xs = [float(x) for x in re.findall(r"[ML] ([-\d.]+) ", d)]
+        if len(xs) == 4 and "z" in d:
+            widths.append(max(xs) - min(xs))
+    return widths[2:]  # the first two closed paths are the figure and the axes backgrounds
+
+
+def test_run_report_shows_the_runs_figures_in_its_tables_and_charts(tmp_path, capsys):
     out = tmp_path / "run.html"
-    assert main(["run", str(SCENARIOS / "kuae-mtt-s4000-10k.toml"), "--duration", "10d", "--report", str(out)]) == 0
+    path = SCENARIOS / "kuae-mtt-s4000-10k.toml"
+    assert main(["run", str(path), "--duration", "10d", "--report", str(out)]) == 0
     text = out.read_text()
     check_html(text)
     charts = svgs(text)
@@ -71,8 +98,21 @@ def test_run_report_is_self_contained_html_with_its_charts(tmp_path, capsys):
     for title in ("Tokens per second", "Effective training time ratio", "The five factors",
                   "Job interruptions by cause", "Model FLOP/s after each factor", "Lost chip-hours"):  # fmt: skip
         assert title in text
-    for name in ("generality", "chip", "node", "cluster", "stability", "ETTR", "lost chip-hours"):
-        assert name in text
+    sim = Simulation(load_scenario(path), seed=1, metrics=True)  # the same run, through the library
+    sim.run_until(10 * 86400)
+    summary = sim.summary()
+    rows = table_cells(text)
+    assert rows["effective training time ratio (ETTR)"] == [f"{summary.ettr:.2%}"]
+    assert rows["cluster stability S"] == [f"{summary.stability:.4f}"]
+    assert rows["lost chip-hours"] == [f"{summary.lost_chip_hours:,.0f}"]
+    assert rows["job interruptions"] == [str(summary.interruptions.get("total", 0))]
+    # the waterfall's bars: peak, then after each factor; each bar is the one above times its factor
+    waterfall = next(c for c in re.findall(r"<svg.*?</svg>", text, re.S) if "after each factor" in c)
+    widths = bar_widths(waterfall)
+    factors = list(summary.factors.values())
+    assert len(widths) == 6
+    for above, below, factor in zip(widths[:-1], widths[1:], factors, strict=True):
+        assert below / above == pytest.approx(factor, rel=1e-4)
     assert "report written to" in capsys.readouterr().out
 
 
@@ -85,13 +125,36 @@ def test_compare_shows_both_scenarios_and_writes_a_report(tmp_path, capsys):
     assert rows["step time"]["a"] == rows["step time"]["b"]  # same physics
     ettr_a, ettr_b = data["summaries"]["a"]["ettr"], data["summaries"]["b"]["ettr"]
     assert ettr_b > ettr_a  # isolate-group keeps more of the time productive on the same faults
+    assert rows["ETTR"]["a"] == f"{ettr_a:.2%}" and rows["ETTR"]["b"] == f"{ettr_b:.2%}"
+    assert rows["ETTR"]["change"] == f"{(ettr_b - ettr_a) * 100:+.2f} pts"
     text = out.read_text()
     check_html(text)
     assert len(svgs(text)) == 6
-    assert "h100-4k-checkpoint-restart" in text and "h100-4k-isolate-group" in text
+    assert table_cells(text)["ETTR"] == [f"{ettr_a:.2%}", f"{ettr_b:.2%}", rows["ETTR"]["change"]]
+
+
+NAMES = ["cost $\\frac{x$ in $", "_hidden", "<b>bold</b> & co", "[/]", "[bold red]red"]
+
+
+@pytest.mark.parametrize("name", NAMES, ids=["mathtext", "underscore", "html", "rich-close", "rich-style"])
+def test_names_are_plain_text_in_charts_and_tables(tmp_path, capsys, name):
+    """A name with mathtext, markup or a leading underscore is shown as written, everywhere."""
+    out = tmp_path / "ab.html"
+    args = ["--duration", "1d", "--set", f"name={json.dumps(name)}"]
+    assert main(["compare", str(STARTER), str(STARTER), *args, "--report", str(out)]) == 0
+    terminal = capsys.readouterr().out
+    assert f"{name} vs {name} (seed 1)" in terminal  # the table's title, not markup
+    text = out.read_text()
+    check_html(text)
+    for chart in svgs(text):  # every chart is well-formed SVG
+        assert chart is not None
+    in_charts = sum(html.unescape(chart).count(name) for chart in re.findall(r"<svg.*?</svg>", text, re.S))
+    assert in_charts == 10  # both names in 4 legends (waterfall, tokens, ETTR, interruptions) and 2 titles
+    if "$" in name:  # run --report crashed on it too (the charts are the same code)
+        assert main(["run", str(STARTER), *args, "--report", str(tmp_path / "run.html")]) == 0
 
 
 def test_a_report_that_cannot_be_written_is_a_clear_error(tmp_path, capsys):
     code = main(["run", "--duration", "1d", "--report", str(tmp_path / "missing" / "r.html")])
     assert code == 2
-    assert "--report: cannot write" in capsys.readouterr().err
+    assert capsys.readouterr().err == f'error: --report: folder "{tmp_path / "missing"}" does not exist\n'

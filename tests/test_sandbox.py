@@ -8,7 +8,7 @@ import pytest
 
 from factorysim import Fault, estimate, load_scenario
 from factorysim.sandbox import Sandbox
-from factorysim.scenario import load_scenario_file
+from factorysim.scenario import catalog, load_scenario_file
 from factorysim.topology.layout import View
 
 from .conftest import scenario
@@ -142,3 +142,28 @@ def test_an_edit_that_leaves_the_cluster_alone_keeps_its_graph():
     assert sb.graph is graph and not sb.graph.has_edge("leaf0", "spine0")
     assert sb.edit("cluster.fabric.oversubscription", 1.0).ok
     assert sb.graph is not graph
+
+
+def test_a_failed_leaf_is_drawn_failed_until_it_is_repaired():
+    sb = Sandbox(scenario())
+    sb.sim.run_until(3600)
+    assert sb.switch_state("leaf", 7) == "ok"
+    assert sb.inject(Fault("leaf7", "fail")).ok
+    sb.sim.run_until(3660)
+    assert sb.switch_state("leaf", 7) == "failed"
+    assert ("state", "failed") in sb.describe("leaf7")
+    assert sb.switch_state("leaf", 6) == "ok"
+    leaf = next(b for b in sb.scene(View("pod", 0)).boxes if b.id == "leaf7")
+    assert sb.box_state(leaf) == "failed"
+    assert sb.inject(Fault("leaf7", "repair")).ok
+    assert sb.switch_state("leaf", 7) == "ok"
+
+
+def test_a_failed_leaf_comes_back_after_its_repair_time():
+    sb = Sandbox(scenario())
+    sb.inject(Fault("leaf2", "fail"))
+    repair = catalog().fault_classes["leaf_switch"].repair
+    sb.sim.run_until(repair - 1)
+    assert sb.switch_state("leaf", 2) == "failed"
+    sb.sim.run_until(repair + 1)
+    assert sb.switch_state("leaf", 2) == "ok"

@@ -1,14 +1,17 @@
-"""Replay a recorded run: re-simulate from the log's header and injections, and compare every event."""
+"""Replay a recorded run: check the log's hash chain, re-simulate from its header and injections, and compare
+every event and the closing line."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..scenario.files import validate_scenario
 from .faults import Fault
-from .log import read_log
+from .log import LogAltered, RecordedRun, dumps, read_recorded_run
 from .simulation import Simulation
 
 
@@ -18,10 +21,12 @@ class ReplayResult:
     fingerprint: str
     recorded_fingerprint: str
     divergence: str | None
+    altered_at: int | None = None
+    """The first line that breaks the log's hash chain (then nothing was re-simulated)."""
 
     @property
     def identical(self) -> bool:
-        return self.divergence is None and self.fingerprint == self.recorded_fingerprint
+        return self.altered_at is None and self.divergence is None and self.fingerprint == self.recorded_fingerprint
 
 
 def injections(lines: list[str]) -> list[tuple[float, Fault]]:
@@ -41,8 +46,9 @@ class Replayer:
     again from t = 0 (with the recorded injections at their times). Deterministic, so every visit to a
     time shows the same state."""
 
-    def __init__(self, path: str | os.PathLike[str], metrics: bool = False) -> None:
-        header, self.lines, closing = read_log(path)
+    def __init__(self, path: str | os.PathLike[str], metrics: bool = False, run: RecordedRun | None = None) -> None:
+        self.run = run if run is not None else read_recorded_run(path)
+        header, self.lines, closing = self.run.header, self.run.lines, self.run.closing
         self.path = str(path)
         self.scenario = validate_scenario(header["scenario"], f"{path} (scenario in the header)")
         self.seed = header["seed"]
@@ -74,12 +80,33 @@ class Replayer:
         return self.sim.now >= self.end
 
 
-def replay(path: str | os.PathLike[str]) -> ReplayResult:
-    """Re-simulate a recorded run and report the first event that differs, if any."""
-    replayer = Replayer(path)
-    sim = replayer.seek(replayer.end)
+def _differences(recorded: Any, replayed: Any, path: str = "") -> list[str]:
+    if isinstance(recorded, dict) and isinstance(replayed, dict):
+        out = []
+        for key in sorted(set(recorded) | set(replayed)):
+            out += _differences(recorded.get(key), replayed.get(key), f"{path}.{key}" if path else key)
+        return out
+    return [] if recorded == replayed else [f"{path}: recorded {recorded!r}, replayed {replayed!r}"]
+
+
+def replay(
+    path: str | os.PathLike[str],
+    progress: Callable[[float], None] | None = None,
+    run: RecordedRun | None = None,
+    steps: int = 200,
+) -> ReplayResult:
+    """Check the log's hash chain, then re-simulate the run and report the first line that differs, if any
+    (the closing line and its summary included). `progress(share)` is called as the replay goes on."""
+    try:
+        replayer = Replayer(path, run=run)
+    except LogAltered as exc:
+        return ReplayResult(0, "", "", str(exc.problems[0]), altered_at=exc.line)
+    end = replayer.end
+    for i in range(1, steps + 1):
+        sim = replayer.seek(end if i == steps else end * i / steps)
+        if progress is not None:
+            progress(i / steps)
     lines = replayer.lines
-    closing = {"fingerprint": replayer.recorded_fingerprint}
     assert sim.log is not None and sim.log.lines is not None
     got = sim.log.lines
     divergence = None
@@ -89,9 +116,13 @@ def replay(path: str | os.PathLike[str]) -> ReplayResult:
             divergence = f"line {number} differs:\n  recorded: {want}\n  replayed: {have}"
             break
     else:
+        closing = json.loads(dumps(sim.log.closing(sim.now, sim.summary().as_dict())))
         if len(lines) != len(got):
-            divergence = f"the log has {len(lines)} lines, the replay {len(got)}"
+            divergence = f"the log has {len(lines)} lines before its closing line, the replay {len(got)}"
         elif lines[0] != got[0]:
             divergence = ("every event is the same, but the header is written differently now (the log comes "
                           "from another factorysim version), so the fingerprints differ")  # fmt: skip
-    return ReplayResult(len(got) - 1, sim.log.fingerprint, closing.get("fingerprint", ""), divergence)
+        elif closing != replayer.run.closing:  # compared as values: 172800 and 172800.0 are the same time
+            diffs = _differences(replayer.run.closing, closing)
+            divergence = f"the closing line (line {len(lines) + 1}) differs: " + "; ".join(diffs[:5])
+    return ReplayResult(len(got) - 1, sim.log.fingerprint, replayer.recorded_fingerprint, divergence)

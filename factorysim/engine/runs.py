@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -19,6 +20,10 @@ def run_one(scenario: Scenario, seed: int, duration: float) -> RunSummary:
     return sim.summary()
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops between batches
+
+
 def _run_batch(data: dict[str, Any], seeds: Sequence[int], duration: float) -> list[RunSummary]:
     scenario = validate_scenario(data)
     return [run_one(scenario, seed, duration) for seed in seeds]
@@ -30,12 +35,16 @@ def run_seeds(
     duration: float,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[RunSummary]:
-    """Summaries of one run per seed, in seed order. `progress(n)` is called as runs finish."""
+    """Summaries of one run per seed, in seed order. `progress(n)` is called as runs finish; once `stop()` is
+    true, no more runs start and the summaries of the first seeds, those finished, are returned."""
     workers = workers or min(len(seeds), os.cpu_count() or 1)
     if workers <= 1 or len(seeds) < 4:
         out = []
         for seed in seeds:
+            if stop is not None and stop():
+                break
             out.append(run_one(scenario, seed, duration))
             if progress:
                 progress(1)
@@ -44,9 +53,14 @@ def run_seeds(
     size = max(1, len(seeds) // (workers * 8))
     batches = [list(seeds[i : i + size]) for i in range(0, len(seeds), size)]
     results: list[list[RunSummary]] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for batch in pool.map(_run_batch, [data] * len(batches), batches, [duration] * len(batches)):
-            results.append(batch)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts) as pool:
+        futures = [pool.submit(_run_batch, data, batch, duration) for batch in batches]
+        for future in futures:
+            if stop is not None and stop():
+                for f in futures:
+                    f.cancel()
+                break
+            results.append(future.result())
             if progress:
-                progress(len(batch))
+                progress(len(results[-1]))
     return [s for batch in results for s in batch]

@@ -168,6 +168,7 @@ class Simulation:
         self._slow: dict[int, float] = {}  # slot chip -> speed
         self._flap: dict[int, float] = {}  # slot chip -> share of time up
         self._switch_down: dict[tuple[str, int], float] = {}
+        self._leaf_back: dict[int, float] = {}  # failed leaf -> when its repair ends (its servers' repair)
 
         interval = sample_interval or max(60.0, scenario.run.duration / 1000)
         self.series = TimeSeries(interval) if metrics else None
@@ -458,10 +459,14 @@ class Simulation:
         return list(self._gray.values())
 
     def switch_health(self, kind: str, index: int) -> float | None:
-        """Health of a spine or core switch that is down or degraded now (None: healthy)."""
+        """Health of a leaf, spine or core switch that is down or degraded now (None: healthy)."""
+        if kind == "leaf":
+            return 0.0 if self._leaf_back.get(index, -1.0) > self.now else None
         return self._switch_down.get((kind, index))
 
     def switches_unhealthy(self, kind: str) -> bool:
+        if kind == "leaf":
+            return any(t > self.now for t in self._leaf_back.values())
         return any(k == kind for k, _ in self._switch_down)
 
     def chip_counts(self) -> dict[str, int]:
@@ -895,6 +900,7 @@ class Simulation:
         """A leaf switch takes its servers' fabric ports down; they are back when the leaf is."""
         self.faults += 1
         servers = self._servers_of_leaf(leaf)
+        self._leaf_back[leaf] = max(self._leaf_back.get(leaf, 0.0), self.now + repair)
         self._emit("fault", f"leaf{leaf}", cause, servers=len(servers))
         for server in servers:
             self._fail_server(server, cause, repair, count=False)
@@ -929,6 +935,7 @@ class Simulation:
             self._on_switch_back((target.kind, target.index))
             return
         if target.kind == "leaf":
+            self._leaf_back.pop(target.index, None)
             servers = self._servers_of_leaf(target.index)
         else:
             servers = [target.index // self.cpn if target.kind == "chip" else target.index]

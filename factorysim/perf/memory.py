@@ -135,7 +135,7 @@ def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recomp
     gemm_in = 1.0 if w.precision == "fp8" else 2.0
     # replicated without sequence parallelism: the norm inputs and the inputs of the first GEMMs
     replicated = 2 * h + gemm_in * h + 2 * h + gemm_in * h * k
-    sharded = 2 * h + 4 * kv + 2 * h  # Q, K, V, attention output
+    sharded: float = 2 * h + 4 * kv + 2 * h  # Q, K, V, attention output
     if w.precision == "fp8":
         sharded += 1.0 * h  # the projection's FP8 copy of the attention output
     if w.attention != "unfused":
@@ -158,8 +158,8 @@ def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdo
     expert_shard = max(1, dense_shard // layout.ep)
     zero = p.zero
     grad_bytes = GRAD_BYTES[w.grad_dtype]
-    dense_layer, expert_layer = _layer_params(m)
-    dense_layer, expert_layer = dense_layer / layout.tp, expert_layer / layout.ep / layout.tp
+    dense_count, expert_count = _layer_params(m)
+    dense_layer, expert_layer = dense_count / layout.tp, expert_count / layout.ep / layout.tp
     embedding = m.vocab * m.hidden / layout.tp
     out = []
     for stage, layers in enumerate(layout.stage_layers):

@@ -425,9 +425,9 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     cp_layer = coll.ZERO
     if layout.cp > 1:
         kv_block = 2 * tokens * model.kv_dim * 2.0 / tp
-        step = coll.p2p(kv_block, rates(links.cp))
-        fwd = _exposed(step, actual.attention_fwd / layout.cp, stolen)
-        bwd = _exposed(coll.scale(step, 2), actual.attention_bwd / layout.cp, stolen)
+        ring_step = coll.p2p(kv_block, rates(links.cp))
+        fwd = _exposed(ring_step, actual.attention_fwd / layout.cp, stolen)
+        bwd = _exposed(coll.scale(ring_step, 2), actual.attention_bwd / layout.cp, stolen)
         cp_layer = coll.scale(coll.add(coll.scale(fwd, 2 if full else 1), bwd), layout.cp - 1)
 
     # Expert parallel: dispatch and combine all-to-alls, forward and backward.

@@ -17,7 +17,7 @@ FastPath = Literal["bf16", "fp8", "flash_attention", "grouped_gemm"]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ChipSpec(_Spec):
@@ -85,7 +85,7 @@ class ScaleUpSpec(_Spec):
     """A scale-up link: NVLink, MTLink, Infinity Fabric."""
 
     gb_s_per_dir: PositiveFloat = Field(description="bandwidth per chip per direction, GB/s")
-    domain: PositiveInt = Field(8, description="chips in one scale-up domain")
+    domain: PositiveInt = Field(8, le=1_000_000, description="chips in one scale-up domain")
     efficiency: float = Field(0.8, gt=0, le=1, description="achieved bus bandwidth / link bandwidth")
     latency_us: float = Field(1.5, ge=0, description="latency per collective algorithm step, µs")
     in_network_reduction: bool = Field(False, description="the switch (or memory) reduces and multicasts")
@@ -99,7 +99,7 @@ class FabricSpec(_Spec):
     """A scale-out fabric technology: InfiniBand, RoCE, Omni-Path."""
 
     port_gbps: PositiveFloat = Field(description="port speed, Gb/s")
-    switch_radix: PositiveInt = Field(description="ports per switch at port speed")
+    switch_radix: PositiveInt = Field(ge=4, le=4096, description="ports per switch at port speed")
     efficiency: float = Field(0.85, gt=0, le=1, description="achieved bus bandwidth / NIC bandwidth")
     latency_us: float = Field(5.0, ge=0, description="latency per collective algorithm step across servers, µs")
     in_network_reduction: bool = Field(False, description="the switches reduce (SHARP) and multicast")
@@ -113,17 +113,21 @@ class ModelSpec(_Spec):
     """A transformer's shape. MoE models give experts and top_k."""
 
     params_b: PositiveFloat | None = Field(None, description="published parameter count, billions")
-    layers: PositiveInt
-    hidden: PositiveInt
-    heads: PositiveInt
-    kv_heads: PositiveInt | None = None
-    ffn_hidden: PositiveInt | None = Field(None, description="MLP width (per expert); default 4 x hidden")
-    vocab: PositiveInt = 51200
+    layers: PositiveInt = Field(le=10_000)
+    hidden: PositiveInt = Field(le=1_000_000)
+    heads: PositiveInt = Field(le=100_000)
+    kv_heads: PositiveInt | None = Field(None, le=100_000)
+    ffn_hidden: PositiveInt | None = Field(
+        None, le=10_000_000, description="MLP width (per expert); default 4 x hidden"
+    )
+    vocab: PositiveInt = Field(51200, le=100_000_000)
     gated_mlp: bool = False
     tied_embeddings: bool = True
-    experts: PositiveInt = 1
-    top_k: PositiveInt = 1
-    seq_len: PositiveInt | None = Field(None, description="training context length the model was built for")
+    experts: PositiveInt = Field(1, le=100_000)
+    top_k: PositiveInt = Field(1, le=100_000)
+    seq_len: PositiveInt | None = Field(
+        None, le=100_000_000, description="training context length the model was built for"
+    )
     source: str = ""
 
     @model_validator(mode="after")

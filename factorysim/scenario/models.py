@@ -25,17 +25,37 @@ from pydantic import (
 )
 
 from .catalog import ChipSpec, FabricSpec, ModelSpec, ScaleUpSpec, catalog, known
-from .errors import one_of
+from .errors import one_of, show
 from .units import Duration
 
 
 def _catalog_name(kind: str, what: str):
     def check(name: str) -> str:
         if name not in getattr(catalog(), kind):
-            raise ValueError(f'unknown {what} "{name}"; known: {one_of(known(kind))}')
+            raise ValueError(f"unknown {what} {show(name)}; known: {one_of(known(kind))}")
         return name
 
     return AfterValidator(check)
+
+
+def _printable(text: str) -> str:
+    if not text.isprintable():
+        raise ValueError(f"got {show(text)}: control characters are not allowed here")
+    return text
+
+
+def _prose(text: str) -> str:
+    if not text.replace("\n", "").replace("\t", "").isprintable():
+        raise ValueError(f"got {show(text)}: control characters other than line breaks and tabs are not allowed")
+    return text
+
+
+Name = Annotated[str, AfterValidator(_printable), Field(max_length=200)]
+"""A name or target shown in tables, charts and messages: printable text, one line."""
+Prose = Annotated[str, AfterValidator(_prose), Field(max_length=20_000)]
+"""A description or brief: text with line breaks, no other control characters."""
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MAX_SEED = 2**63 - 1
 
 
 def _ref(kind: str, what: str, spec: type[BaseModel]) -> Any:
@@ -57,7 +77,7 @@ REF_TAGS = ("name", "inline")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class FabricConfig(_Section):
@@ -70,9 +90,13 @@ class FabricConfig(_Section):
         "scalable unit goes to leaf i",
     )
     tiers: Literal[2, 3] = Field(2, description="switch tiers: 2 = leaf/spine, 3 = leaf/spine/core")
-    nic_gbps: PositiveFloat | None = Field(None, description="scale-out bandwidth per chip, Gb/s (default: port speed)")
+    nic_gbps: PositiveFloat | None = Field(
+        None, le=100_000, description="scale-out bandwidth per chip, Gb/s (default: port speed)"
+    )
     oversubscription: float = Field(1.0, ge=1.0, le=16.0, description="leaf downlink : uplink bandwidth")
-    switch_radix: PositiveInt | None = Field(None, ge=4, description="ports per switch (default: technology's)")
+    switch_radix: PositiveInt | None = Field(
+        None, ge=4, le=4096, description="ports per switch (default: technology's)"
+    )
 
     @property
     def spec(self) -> FabricSpec:
@@ -109,9 +133,14 @@ class ClusterConfig(_Section):
     nodes: PositiveInt = Field(8, le=1_000_000, description="servers, spares included")
     chips_per_node: PositiveInt = Field(8, le=1024, description="accelerators per server")
     scale_up: LinkRef | None = Field(None, description="scale-up link (default: the chip's usual one)")
-    spare_nodes: NonNegativeInt = Field(0, description="servers kept idle as hot spares")
-    node_group_size: PositiveInt = Field(1, description="fault-isolation domain, in nodes")
+    spare_nodes: NonNegativeInt = Field(0, le=1_000_000, description="servers kept idle as hot spares")
+    node_group_size: PositiveInt = Field(1, le=1_000_000, description="fault-isolation domain, in nodes")
     fabric: FabricConfig = Field(default_factory=FabricConfig)
+
+    @model_validator(mode="after")
+    def _link_resolves(self) -> ClusterConfig:
+        _ = self.link_spec  # an inline chip names no scale-up link: the ValueError says to set cluster.scale_up
+        return self
 
     @property
     def chip_spec(self) -> ChipSpec:
@@ -174,21 +203,21 @@ class WorkloadConfig(_Section):
         f"unless given); with neither, the job trains {DEFAULT_MODEL}",
     )
     params_b: PositiveFloat | None = Field(
-        None, description="published size, billions; must agree with the shape's own count within 5 %"
+        None, le=1e6, description="published size, billions; must agree with the shape's own count within 5 %"
     )
-    layers: PositiveInt | None = None
-    hidden: PositiveInt | None = None
-    heads: PositiveInt | None = None
-    kv_heads: PositiveInt | None = Field(None, description="key/value heads (grouped-query attention)")
-    ffn_hidden: PositiveInt | None = Field(None, description="MLP width (per expert)")
-    vocab: PositiveInt | None = None
+    layers: PositiveInt | None = Field(None, le=10_000)
+    hidden: PositiveInt | None = Field(None, le=1_000_000)
+    heads: PositiveInt | None = Field(None, le=100_000)
+    kv_heads: PositiveInt | None = Field(None, le=100_000, description="key/value heads (grouped-query attention)")
+    ffn_hidden: PositiveInt | None = Field(None, le=10_000_000, description="MLP width (per expert)")
+    vocab: PositiveInt | None = Field(None, le=100_000_000)
     gated_mlp: bool | None = Field(None, description="SwiGLU-style MLP with three weight matrices")
     tied_embeddings: bool | None = Field(None, description="input embedding shares weights with the output layer")
-    experts: PositiveInt | None = None
-    top_k: PositiveInt | None = None
-    seq_len: PositiveInt | None = Field(None, description="tokens per sequence (default: the model's)")
-    global_batch: PositiveInt = Field(512, description="sequences per optimizer step")
-    micro_batch: PositiveInt = Field(1, description="sequences per micro-batch")
+    experts: PositiveInt | None = Field(None, le=100_000)
+    top_k: PositiveInt | None = Field(None, le=100_000)
+    seq_len: PositiveInt | None = Field(None, le=100_000_000, description="tokens per sequence (default: the model's)")
+    global_batch: PositiveInt = Field(512, le=1_000_000_000, description="sequences per optimizer step")
+    micro_batch: PositiveInt = Field(1, le=1_000_000, description="sequences per micro-batch")
     precision: Literal["bf16", "fp8"] = Field("bf16", description="GEMM precision")
     recompute: Literal["none", "selective", "full"] = Field("none", description="activation recomputation")
     attention: Literal["flash", "flash2", "unfused"] = Field(
@@ -206,7 +235,7 @@ class WorkloadConfig(_Section):
         description="how model FLOPs (MFU) count the attention core: the full s x s square (PaLM, Megatron-LM, "
         "torchtitan) or its causal half (NeMo since 2025); changes what MFU reports, not the step time",
     )
-    target_tokens: PositiveFloat | None = Field(None, description="tokens to train, for the ETA")
+    target_tokens: PositiveFloat | None = Field(None, le=1e18, description="tokens to train, for the ETA")
 
     @model_validator(mode="after")
     def _shape_resolves(self) -> WorkloadConfig:
@@ -269,14 +298,14 @@ def _model_spec(name: str | None, overrides: tuple[tuple[str, Any], ...]) -> Mod
 class ParallelismConfig(_Section):
     """How the job is split over chips. Ranks are laid out tp (innermost), cp, dp, pp (outermost)."""
 
-    tp: PositiveInt = Field(1, description="tensor parallel degree (inside a scale-up domain)")
-    pp: PositiveInt = Field(1, description="pipeline stages")
-    dp: PositiveInt | Literal["auto"] = Field(
+    tp: PositiveInt = Field(1, le=1024, description="tensor parallel degree (inside a scale-up domain)")
+    pp: PositiveInt = Field(1, le=100_000, description="pipeline stages")
+    dp: Annotated[int, Field(gt=0, le=1_000_000_000)] | Literal["auto"] = Field(
         "auto", description='data parallel replicas, or "auto" to fill the cluster'
     )
-    cp: PositiveInt = Field(1, description="context parallel degree (sequence split for attention)")
-    ep: PositiveInt = Field(1, description="expert parallel degree (MoE), carved out of dp")
-    interleave: PositiveInt = Field(1, description="virtual pipeline chunks per stage (1 = plain 1F1B)")
+    cp: PositiveInt = Field(1, le=1_000_000, description="context parallel degree (sequence split for attention)")
+    ep: PositiveInt = Field(1, le=1_000_000, description="expert parallel degree (MoE), carved out of dp")
+    interleave: PositiveInt = Field(1, le=10_000, description="virtual pipeline chunks per stage (1 = plain 1F1B)")
     sequence_parallel: bool = Field(
         True, description="shard norms/dropout over tp; all-reduce -> reduce-scatter + all-gather"
     )
@@ -356,7 +385,7 @@ class ReliabilityConfig(_Section):
         True, description="swap a chip or link that stays slow for straggler_window for a spare"
     )
     straggler_window: Duration = Field(600.0, description="how long a rank must be slow before it is evicted")
-    rates: dict[FaultClassName, Annotated[float, Field(ge=0)]] = Field(
+    rates: dict[FaultClassName, Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]] = Field(
         default_factory=dict, description="fault rate overrides per unit-hour, by fault class (factorysim catalog)"
     )
     repair: dict[FaultClassName, Duration] = Field(
@@ -368,7 +397,7 @@ class ScheduledFault(_Section):
     """A fault that happens at a set time: [[faults]] at = "2d", target = "n3", kind = "fail"."""
 
     at: Duration = Field(description="sim time of the fault")
-    target: str = Field(
+    target: Name = Field(
         description='a server "n3", chip "n3.2" (its NIC link for degrade/flap), switch "leaf1", or "job"'
     )
     kind: FaultKind = Field("fail", description="fail, straggle, degrade, flap, crash (job) or repair")
@@ -382,16 +411,18 @@ class RunConfig(_Section):
     """How long to simulate, and the random seed."""
 
     duration: Duration = Field(30 * 86400.0, gt=0, description="simulated wall time")
-    seed: NonNegativeInt = 1
+    seed: NonNegativeInt = Field(1, le=MAX_SEED)
 
 
 class TopologyEdit(_Section):
     """One change to the cluster graph: add a link, remove one, or set its bandwidth (thin or widen it)."""
 
     op: Literal["add", "remove", "set"] = Field(description="add a link, remove it, or set its bandwidth")
-    a: str = Field(description='one end: "n3.2" (chip), "n3" (server), "leaf1", "spine0", "core4"')
-    b: str = Field(description="the other end")
-    gbps: PositiveFloat | None = Field(None, description="bandwidth per direction, Gb/s (add: default by link kind)")
+    a: Name = Field(description='one end: "n3.2" (chip), "n3" (server), "leaf1", "spine0", "core4"')
+    b: Name = Field(description="the other end")
+    gbps: PositiveFloat | None = Field(
+        None, le=100_000, description="bandwidth per direction, Gb/s (add: default by link kind)"
+    )
 
 
 class TopologyConfig(_Section):
@@ -400,10 +431,13 @@ class TopologyConfig(_Section):
     edits: list[TopologyEdit] = Field(default_factory=list)
 
 
+Coordinate = Annotated[int, Field(ge=-100_000, le=100_000)]
+
+
 class LayoutConfig(_Section):
     """Where the user put nodes on the canvas (cell coordinates in the node's zoom view)."""
 
-    positions: dict[str, tuple[int, int]] = Field(
+    positions: dict[Name, tuple[Coordinate, Coordinate]] = Field(
         default_factory=dict, description='node -> [x, y], e.g. "n3" = [10, 4]'
     )
 
@@ -411,31 +445,37 @@ class LayoutConfig(_Section):
 class ChallengeConfig(_Section):
     """An objective for the sandbox: what to reach, by when, and what the player may change."""
 
-    title: str = Field(min_length=1)
+    title: Name = Field(min_length=1)
     level: Literal["easy", "medium", "hard"] = "medium"
-    brief: str = Field("", description="the situation and the goal, for the player")
+    brief: Prose = Field("", description="the situation and the goal, for the player")
     goal: Literal["tokens", "ettr", "mfu"] = Field(
         description="tokens: train `target` tokens before `within`; ettr: effective training time ratio of at "
         "least `target` at `within`; mfu: a step MFU of at least `target` before `within`"
     )
-    target: PositiveFloat
+    target: PositiveFloat = Field(le=1e18)
     within: Duration = Field(gt=0, description="sim time the player has")
     may_change: list[str] = Field(
         default_factory=list,
         description='scenario keys the player may edit; patterns like "parallelism.*"; "topology" allows link edits',
     )
-    min: dict[str, float | str] = Field(default_factory=dict, description="lowest allowed value per key (a budget)")
-    max: dict[str, float | str] = Field(default_factory=dict, description="highest allowed value per key (a budget)")
-    hint: str = ""
+    min: dict[Name, FiniteFloat | Name] = Field(
+        default_factory=dict, description="lowest allowed value per key (a budget)"
+    )
+    max: dict[Name, FiniteFloat | Name] = Field(
+        default_factory=dict, description="highest allowed value per key (a budget)"
+    )
+    hint: Prose = ""
 
 
 class Scenario(BaseModel):
     """A whole scenario: cluster, training job, parallel layout, features, reliability and run length."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, title="factorysim scenario")
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, title="factorysim scenario", allow_inf_nan=False
+    )
 
-    name: str = Field("untitled", min_length=1, description="short name")
-    description: str = Field("", description="what this is and where its figures come from")
+    name: Name = Field("untitled", min_length=1, description="short name")
+    description: Prose = Field("", description="what this is and where its figures come from")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig)

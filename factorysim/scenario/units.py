@@ -13,6 +13,9 @@ from .errors import show
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 365 * 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*(ms|s|m|h|d|w|y)")
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?([eE][+-]?\d+)?\s*(ms|s|m|h|d|w|y)\s*)+$"
+MAX_DURATION = 1000 * 365 * 86400.0
+"""The longest duration anywhere (1000 years): far beyond any training run, short enough that sim times
+keep millisecond resolution as floats."""
 DURATION_HELP = 'a duration like "90s", "30m", "2h", "54d" or "1h30m" (units ms, s, m, h, d, w, y)'
 
 
@@ -21,7 +24,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {DURATION_HELP}, got {show(value)}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if not isinstance(value, int) or value.bit_length() < 1000 else math.inf
     elif isinstance(value, str):
         text = value.strip().lower()
         if not text or not re.fullmatch(DURATION_PATTERN, text):
@@ -31,6 +34,8 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected {DURATION_HELP}, got {show(value)}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"a duration must be finite and not negative, got {show(value)}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration must be at most 1000y, got {show(value)}")
     return seconds
 
 
@@ -58,7 +63,9 @@ def human_duration(seconds: float) -> str:
         return f"{seconds / 60:.1f} min"
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    if seconds < 2 * 365 * 86400:
+        return f"{seconds / 86400:.1f} d"
+    return f"{seconds / (365 * 86400):.1f} y"
 
 
 Duration = Annotated[

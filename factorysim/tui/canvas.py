@@ -30,7 +30,36 @@ LINES = {
     U | D | R: "├", U | D | L: "┤", D | L | R: "┬", U | L | R: "┴", U | D | L | R: "┼",
 }  # fmt: skip
 STATES = ("ok", "degraded", "failed", "in_repair", "spare", "idle", "joining")
-CHIP_CELL = "■"
+GLYPHS = {"ok": "■", "degraded": "▲", "failed": "✕", "in_repair": "◐", "spare": "□", "idle": "·", "joining": "↑"}
+"""One glyph per state, so a state never rests on colour alone (chip and switch cells, box labels)."""
+STATE_WORDS = {"ok": "ok", "degraded": "slow", "failed": "failed", "in_repair": "in repair", "spare": "spare",
+               "idle": "idle", "joining": "joining"}  # fmt: skip
+CHIP_CELL = GLYPHS["ok"]
+
+
+def legend_items() -> list[tuple[str, str, str]]:
+    """(state, glyph, word) for the legend, in the order a player meets them."""
+    return [(s, GLYPHS[s], STATE_WORDS[s]) for s in STATES]
+
+
+def free_spot(boxes: list[Box], box_id: str, x: int, y: int) -> tuple[int, int]:
+    """The free place nearest (x, y) for a dragged box: boxes never land on each other (one cell apart)."""
+    me = next(b for b in boxes if b.id == box_id)
+    others = [b for b in boxes if b.id != box_id]
+
+    def clear(px: int, py: int) -> bool:
+        return all(px + me.w + 1 <= o.x or o.x + o.w + 1 <= px or py + me.h <= o.y or o.y + o.h <= py for o in others)
+
+    if clear(x, y):
+        return x, y
+    for r in range(1, 200):
+        ring = [(x + dx, y + dy) for dy in range(-r, r + 1) for dx in (-r, r)]
+        ring += [(x + dx, y + dy) for dx in range(-r + 1, r) for dy in (-r, r)]
+        ring.sort(key=lambda p: abs(p[0] - x) + 2 * abs(p[1] - y))
+        for px, py in ring:
+            if px >= 0 and py >= 0 and clear(px, py):
+                return px, py
+    return x, y
 
 
 class TopologyCanvas(ScrollView, can_focus=True):
@@ -46,6 +75,9 @@ class TopologyCanvas(ScrollView, can_focus=True):
         "canvas--detail",
         "canvas--rubber",
         "canvas--title",
+        "canvas--alert",
+        "canvas--wire-added",
+        "canvas--wire-removed",
     }
 
     BINDINGS = [
@@ -57,11 +89,12 @@ class TopologyCanvas(ScrollView, can_focus=True):
         Binding("shift+down", "nudge(0,1)", "Nudge", show=False),
         Binding("shift+left", "nudge(-1,0)", "Nudge", show=False),
         Binding("shift+right", "nudge(1,0)", "Nudge", show=False),
-        Binding("enter", "zoom_in", "Zoom in", id="zoom_in"),
-        Binding("backspace,escape", "zoom_out", "Zoom out", id="zoom_out"),
-        Binding("l", "link", "Link", id="link"),
+        Binding("enter", "zoom_in", "Zoom in", id="zoom_in", show=False),
+        Binding("backspace,escape", "zoom_out", "Zoom out", id="zoom_out", show=False),
+        Binding("l", "link", "Link", id="link", show=False),
     ]
 
+    ALLOW_MAXIMIZE = True
     link_mode: reactive[bool] = reactive(False, init=False)
 
     class Selected(Message):
@@ -90,6 +123,13 @@ class TopologyCanvas(ScrollView, can_focus=True):
     class Resized(Message):
         """The canvas got wider or narrower: the view may lay out its rows again."""
 
+    class LinkMode(Message):
+        """Link mode turned on or off (the app shows it)."""
+
+        def __init__(self, on: bool, source: str | None) -> None:
+            super().__init__()
+            self.on, self.source = on, source
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.scene: Scene | None = None
@@ -99,6 +139,10 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self.chip_state: Callable[[int, int], str] = lambda server, local: "ok"
         self.switch_state: Callable[[str, int], str] = lambda kind, index: "ok"
         self.detail_of: Callable[[Box], str] = lambda box: box.detail
+        self.summary_of: Callable[[Box], str] = lambda box: box.label
+        self.alerts: set[str] = set()  # boxes where something broke since the player last looked
+        self.edit_wires: list[tuple[str, str, str]] = []  # (a, b, "added" | "removed"): the player's link edits
+        self._hover: str | None = None
         self._rows: list[list[tuple[str, Style]]] = []
         self._press: tuple[Offset, Box | None, tuple[int, int], Offset] | None = None
         self._drag: tuple[str, int, int] | None = None  # box being moved to (x, y)
@@ -120,7 +164,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
 
     def redraw(self) -> None:
         """Draw the scene into styled rows (after a scene, state or selection change)."""
-        if self.scene is None:
+        if self.scene is None or not self.is_attached:  # nothing to draw, or the app is closing
             return
         boxes = self.scene.boxes
         if self._drag is not None:
@@ -143,13 +187,19 @@ class TopologyCanvas(ScrollView, can_focus=True):
                     else ("degraded" if any(states[b.id] in ("degraded", "in_repair") for b in ends) else "ok")
                 )
             grid.wire(ends, wire.bus_y, wire_styles[worst])
+        for a, b, how in self.edit_wires:
+            if a in by_id and b in by_id and how == "added":
+                grid.wire([by_id[a], by_id[b]], None, style("canvas--wire-added"))
         if self._rubber is not None:
             (x0, y0), (x1, y1) = self._rubber
             grid.route((x0, y0), (x1, y1), style("canvas--rubber"))
         grid.finish_lines()
+        for a, b, how in self.edit_wires:  # removed links: dotted and crossed out, over the bus they were part of
+            if a in by_id and b in by_id and how == "removed":
+                grid.wire([by_id[a], by_id[b]], None, style("canvas--wire-removed"), dotted=True)
         for b in boxes:
             self._draw_box(grid, b, states[b.id])
-        self._rows = grid.runs()
+        self._rows = grid.runs(self.rich_style)
         size = Size(width + 1, height + 1)
         if size != self.virtual_size:
             self.virtual_size = size
@@ -159,15 +209,23 @@ class TopologyCanvas(ScrollView, can_focus=True):
         return self.get_component_rich_style(*names)
 
     def _draw_box(self, grid: _Grid, b: Box, state: str) -> None:
-        base = self._style(f"canvas--{state}" if state in STATES else "canvas--ok")
-        if b.id == self.selected or b.id == self.link_source:
+        state = state if state in STATES else "ok"
+        base = self._style(f"canvas--{state}")
+        if b.id == self.selected or (self.link_source is not None and b.node == self.link_source):
             base = base + self._style("canvas--selected")
         label = base + self._style("canvas--label")
         detail = base + self._style("canvas--detail")
-        grid.box(b.x, b.y, b.w, b.h, base)
+        grid.box(b.x, b.y, b.w, b.h, base, heavy=state == "failed")
+        if b.id in self.alerts and b.w >= 5:
+            grid.text(b.x + b.w - 4, b.y, " ! ", self._style("canvas--alert"))
         inner = b.w - 2
         if b.h >= 3:
-            grid.text(b.x + 1, b.y + 1, b.label[:inner].ljust(inner), label)
+            name = b.label
+            if len(name) > inner and b.kind.endswith("_strip"):  # "spines spine0-spine7 (8)" → "8 spines"
+                kind = b.kind[: -len("_strip")]
+                name = f"{b.servers[1] - b.servers[0]} {'leaves' if kind == 'leaf' else kind + 's'}"
+            text = name if state == "ok" else f"{GLYPHS[state]} {name}"
+            grid.text(b.x + 1, b.y + 1, text[:inner].ljust(inner), label)
         if b.h >= 4:
             grid.text(b.x + 1, b.y + 2, self.detail_of(b)[:inner].ljust(inner), detail)
         if b.kind == "rack":
@@ -182,8 +240,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
             kind = b.kind[: -len("_strip")]
             for i, member in enumerate(range(*b.servers)):
                 row, col = divmod(i, inner)
-                cell = self._style(f"canvas--{self.switch_state(kind, member)}")
-                grid.text(b.x + 1 + col, b.y + 2 + row, CHIP_CELL, cell)
+                state = self.switch_state(kind, member)
+                grid.text(b.x + 1 + col, b.y + 2 + row, GLYPHS.get(state, CHIP_CELL), self._style(f"canvas--{state}"))
 
     def _server_row(
         self, grid: _Grid, x: int, y: int, width: int, server: int, style: Style, label: bool = True
@@ -194,7 +252,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
         cx = x + (min(width, 7) if label else 0)
         for j in range(min(self.chips_per_node, width - (cx - x))):
             state = self.chip_state(server, j)
-            grid.text(cx + j, y, CHIP_CELL, self._style(f"canvas--{state}"))
+            grid.text(cx + j, y, GLYPHS.get(state, CHIP_CELL), self._style(f"canvas--{state}"))
 
     def on_resize(self, event: events.Resize) -> None:
         self.post_message(self.Resized())
@@ -272,20 +330,29 @@ class TopologyCanvas(ScrollView, can_focus=True):
 
     def action_zoom_out(self) -> None:
         if self.link_mode:
-            self.link_mode = False
+            self.cancel_link()
             return
         self.post_message(self.ZoomOutRequested())
+
+    def cancel_link(self) -> None:
+        self.link_mode = False
+        self.link_source = None
+        self.redraw()
+
+    def watch_link_mode(self, on: bool) -> None:
+        self.post_message(self.LinkMode(on, self.link_source))
 
     def action_link(self) -> None:
         """First press: the selection is where the link starts; select the other end and press again."""
         box = self.selected_box
         if not self.link_mode:
-            self.link_mode = True
             self.link_source = box.node if box is not None and box.node else None
+            self.link_mode = True
             self.redraw()
             return
         if self.link_source is None and box is not None and box.node:
             self.link_source = box.node
+            self.post_message(self.LinkMode(True, self.link_source))
             self.redraw()
             return
         source, self.link_source = self.link_source, None
@@ -314,6 +381,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         if self._press is None:
+            self._hover_at(event)
             return
         start, box, origin, point = self._press
         dx, dy = event.screen_offset.x - start.x, event.screen_offset.y - start.y
@@ -354,6 +422,20 @@ class TopologyCanvas(ScrollView, can_focus=True):
         x, y = drag[1:] if drag is not None else (max(0, origin[0] + dx), max(0, origin[1] + dy))
         self.post_message(self.Moved(self.scene.view, box.id, x, y))
 
+    def _hover_at(self, event: events.MouseMove) -> None:
+        """A summary of the box under the pointer, as a tooltip (only rebuilt when the box changes)."""
+        if self.scene is None:
+            return
+        box = self.scene.box_at(*self._canvas_point(event))
+        box_id = box.id if box is not None else None
+        if box_id != self._hover:
+            self._hover = box_id
+            self.tooltip = self.summary_of(box) if box is not None else None
+
+    def on_leave(self, event: events.Leave) -> None:
+        self._hover = None
+        self.tooltip = None
+
     def on_click(self, event: events.Click) -> None:
         if event.chain == 2:
             box = self.selected_box
@@ -376,25 +458,33 @@ class _Grid:
             self.mask[x, y] = self.mask.get((x, y), 0) | bits
             self.line_style[x, y] = style
 
-    def vline(self, x: int, y0: int, y1: int, style: Style) -> None:
+    def vline(self, x: int, y0: int, y1: int, style: Style, dotted: bool = False) -> None:
         lo, hi = sorted((y0, y1))
         for y in range(lo, hi + 1):
-            self._bit(x, y, (U if y > lo else 0) | (D if y < hi else 0), style)
+            if dotted:
+                self.text(x, y, "┆", style)
+            else:
+                self._bit(x, y, (U if y > lo else 0) | (D if y < hi else 0), style)
 
-    def hline(self, y: int, x0: int, x1: int, style: Style) -> None:
+    def hline(self, y: int, x0: int, x1: int, style: Style, dotted: bool = False) -> None:
         lo, hi = sorted((x0, x1))
         for x in range(lo, hi + 1):
-            self._bit(x, y, (L if x > lo else 0) | (R if x < hi else 0), style)
+            if dotted:
+                self.text(x, y, "┄", style)
+            else:
+                self._bit(x, y, (L if x > lo else 0) | (R if x < hi else 0), style)
 
-    def route(self, a: tuple[int, int], b: tuple[int, int], style: Style) -> None:
+    def route(self, a: tuple[int, int], b: tuple[int, int], style: Style, dotted: bool = False) -> None:
         """An L-shaped path: down (or up) to the middle, across, then on to b."""
         (x0, y0), (x1, y1) = a, b
         mid = (y0 + y1) // 2
-        self.vline(x0, y0, mid, style)
-        self.hline(mid, x0, x1, style)
-        self.vline(x1, mid, y1, style)
+        self.vline(x0, y0, mid, style, dotted)
+        self.hline(mid, x0, x1, style, dotted)
+        self.vline(x1, mid, y1, style, dotted)
+        if dotted:  # a removed link: crossed out where it turns
+            self.text((x0 + x1) // 2, mid, "✕", style)
 
-    def wire(self, ends: list[Box], bus_y: int | None, style: Style) -> None:
+    def wire(self, ends: list[Box], bus_y: int | None, style: Style, dotted: bool = False) -> None:
         if len(ends) < 2:
             return
         if bus_y is not None:
@@ -410,24 +500,26 @@ class _Grid:
             return
         a, b = sorted(ends[:2], key=lambda box: box.y)
         if a.y + a.h <= b.y:
-            self.route((a.x + a.w // 2, a.y + a.h), (b.x + b.w // 2, b.y - 1), style)
+            self.route((a.x + a.w // 2, a.y + a.h), (b.x + b.w // 2, b.y - 1), style, dotted)
         else:  # side by side
             left, right = sorted((a, b), key=lambda box: box.x)
             y = left.y + left.h // 2
-            self.hline(y, left.x + left.w, right.x - 1, style)
+            self.hline(y, left.x + left.w, right.x - 1, style, dotted)
 
     def finish_lines(self) -> None:
         for (x, y), bits in self.mask.items():
             self.chars[y][x] = LINES.get(bits, "·")
             self.styles[y][x] = self.line_style[x, y]
 
-    def box(self, x: int, y: int, w: int, h: int, style: Style) -> None:
+    def box(self, x: int, y: int, w: int, h: int, style: Style, heavy: bool = False) -> None:
+        """A box over whatever lines ran there (wires stop at its border). Heavy: a failed part."""
         if w < 2 or h < 2:
             return
-        self.text(x, y, "╭" + "─" * (w - 2) + "╮", style)
+        tl, tr, bl, br, hz, vt = "┏┓┗┛━┃" if heavy else "╭╮╰╯─│"
+        self.text(x, y, tl + hz * (w - 2) + tr, style)
         for row in range(y + 1, y + h - 1):
-            self.text(x, row, "│" + " " * (w - 2) + "│", style)
-        self.text(x, y + h - 1, "╰" + "─" * (w - 2) + "╯", style)
+            self.text(x, row, vt + " " * (w - 2) + vt, style)
+        self.text(x, y + h - 1, bl + hz * (w - 2) + br, style)
 
     def text(self, x: int, y: int, text: str, style: Style) -> None:
         if not 0 <= y < self.height:
@@ -438,15 +530,17 @@ class _Grid:
                 row_chars[x + i] = ch
                 row_styles[x + i] = style
 
-    def runs(self) -> list[list[tuple[str, Style]]]:
-        plain = Style()
+    def runs(self, base: Style) -> list[list[tuple[str, Style]]]:
+        """Each row as (text, style) runs, on the canvas's own background and colours."""
+        plain = base
         out = []
         for chars, styles in zip(self.chars, self.styles, strict=True):
             row: list[tuple[str, Style]] = []
             start = 0
             for i in range(1, len(chars) + 1):
                 if i == len(chars) or styles[i] is not styles[start]:
-                    row.append(("".join(chars[start:i]), styles[start] or plain))
+                    style = styles[start]
+                    row.append(("".join(chars[start:i]), plain + style if style is not None else plain))
                     start = i
             out.append(row)
         return out

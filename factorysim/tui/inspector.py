@@ -6,17 +6,19 @@ edit through the same models and the reply (accepted, or refused with the reason
 
 from __future__ import annotations
 
+import time
 import tomllib
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch, Tab, Tabs
+from textual.widgets.input import Selection
 
 from ..scenario.catalog import catalog
 from ..scenario.models import (
@@ -116,6 +118,27 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+class FieldInput(Input):
+    """An input whose whole value is selected when a click brings focus, so typing replaces it (not 400 → 10000)."""
+
+    _focused_at = 0.0
+    _select_all = False
+
+    def _on_focus(self, event: events.Focus) -> None:
+        super()._on_focus(event)
+        self._focused_at = time.monotonic()
+
+    async def _on_mouse_down(self, event: events.MouseDown) -> None:
+        self._select_all = not self.has_focus or time.monotonic() - self._focused_at < 0.3
+        await super()._on_mouse_down(event)
+
+    async def _on_mouse_up(self, event: events.MouseUp) -> None:
+        await super()._on_mouse_up(event)
+        if self._select_all and self.selection.is_empty:
+            self.selection = Selection(0, len(self.value))
+        self._select_all = False
+
+
 def _wid(path: str) -> str:
     return "f-" + path.replace(".", "-").replace("_", "--")
 
@@ -143,11 +166,35 @@ class Inspector(VerticalScroll):
         self._linked = False  # the body lists links
         self._filling = False
         self._shown: dict[str, Any] = {}  # what each field shows: change events for these values are echoes
+        self.read_only = False
+        self._links: dict[str, float] = {}
+
+    ALLOW_MAXIMIZE = True
 
     def compose(self) -> ComposeResult:
         yield Static("", id="inspector-title")
+        yield Static("", id="inspector-result")
         yield Static("", id="inspector-props")
         yield VerticalScroll(id="inspector-body")
+
+    def on_mount(self) -> None:
+        self.query_one("#inspector-result").display = False
+
+    def set_read_only(self, read_only: bool) -> None:
+        """A recorded run: fields show values but take no edits."""
+        self.read_only = read_only
+        self.set_class(read_only, "-read-only")
+        for control in self.query("#inspector-body Input, #inspector-body Select, #inspector-body Switch, "
+                                  "#inspector-body Button"):  # fmt: skip
+            control.disabled = read_only
+
+    def say(self, message: str, ok: bool) -> None:
+        """The answer to the last edit, at the top of the inspector where it is always in view."""
+        for result in self.query("#inspector-result").results(Static):  # none while closing
+            result.set_class(not ok, "-refused")
+            result.set_class(ok, "-accepted")
+            result.update(message)
+            result.display = bool(message)
 
     async def show_scenario(self, values: dict[str, Any], section: str | None = None) -> None:
         """The scenario editor, one section at a time, filled with the current values."""
@@ -170,17 +217,22 @@ class Inspector(VerticalScroll):
                 elif f.widget == "switch":
                     control = Switch(id=_wid(f.path))
                 else:
-                    control = Input(id=_wid(f.path), compact=True)
+                    control = FieldInput(id=_wid(f.path), compact=True)
                 control.tooltip = f.help
+                control.disabled = self.read_only
                 widgets.append(Horizontal(Label(f.label, classes="field-name"), control, classes="field"))
                 error = Label("", id=_wid(f.path) + "-err", classes="error")
                 error.display = False
                 widgets.append(error)
             await body.mount_all(widgets)
         for title in self.query("#inspector-title").results(Static):
-            title.update("[b]Scenario[/b]: select a node on the canvas to inspect it")
+            title.update("[b]Scenario[/b] [dim](or select a node)[/dim]")
         for props in self.query("#inspector-props").results(Static):
-            props.update("enter applies a field; a value the scenario refuses shows why")
+            props.update(
+                "a recorded run: its scenario, to read (o opens another file)"
+                if self.read_only
+                else "enter applies a field; u undoes"
+            )
         if self.is_attached:
             self.fill(values)
 
@@ -190,8 +242,11 @@ class Inspector(VerticalScroll):
         if name != self.section:
             await self.show_scenario(self._shown, name)
 
-    def fill(self, values: dict[str, Any]) -> None:
-        """Show the scenario's values in the editor (if the editor is what the inspector shows)."""
+    def fill(self, values: dict[str, Any], force: str | None = None) -> None:
+        """Show the scenario's values in the editor (if the editor is what the inspector shows).
+
+        An input being typed in keeps its text, except `force` (a refused field goes back to the value in use).
+        """
         self._shown = dict(values)
         if self._mode[0] != "scenario":
             return
@@ -201,7 +256,10 @@ class Inspector(VerticalScroll):
                 if f.path.rsplit(".", 1)[0] != self.section:
                     continue
                 value = values.get(f.path)
-                control = self.query_one("#" + _wid(f.path))
+                found = self.query("#" + _wid(f.path))
+                if not found:  # the section is being mounted: it is filled when it is
+                    continue
+                control = found.first()
                 if isinstance(control, Select):
                     if value is not None and str(value) in f.options:
                         control.value = str(value)
@@ -209,24 +267,30 @@ class Inspector(VerticalScroll):
                         control.clear()
                 elif isinstance(control, Switch):
                     control.value = bool(value)
-                elif isinstance(control, Input) and not control.has_focus:
+                elif isinstance(control, Input) and (not control.has_focus or f.path == force):
                     control.value = _show(value)
         finally:
             self._filling = False
 
     def show_result(self, path: str, message: str) -> None:
+        """The answer under the field too, scrolled into view."""
         for err in self.query(".error"):
             if err.id == _wid(path) + "-err":
                 err.update(message)
                 err.display = bool(message)
+                if message:
+                    self.call_after_refresh(err.scroll_visible, animate=False)
 
     async def show_box(self, box: Box, props: list[tuple[str, str]], links: list[tuple[str, str, float]]) -> None:
         key = ("box", box.id)
         self.query_one("#inspector-title", Static).update(f"[b]{box.label}[/b] ({box.kind})")
+        if self._mode != key:
+            self.say("", True)
         self.update_props(props)
         hint = "f: inject a fault" if box.node else ""
         if box.zoom is not None:
             hint += ("  ·  " if hint else "") + "enter: zoom in"
+        self._links = {other: gbps for other, _, gbps in links}
         if self._mode == key:
             return
         plain = self._mode[0] == "box" and not self._linked and not (box.node and links)
@@ -241,13 +305,15 @@ class Inspector(VerticalScroll):
         widgets = []
         if box.node and links:
             widgets.append(
-                Label(f"[b]links[/b] ({len(links)}) Gb/s per direction: edit and press enter", classes="section")
+                Label(f"[b]links[/b] ({len(links)}) Gb/s per direction: type a number, enter", classes="section")
             )
             for other, kind, gbps in links[:64]:
                 widgets.append(Horizontal(
                     Label(f"{kind} → {other}", classes="field-name"),
-                    Input(f"{gbps:g}", id=f"link-{other.replace('.', '_')}", compact=True, classes="link-bw"),
-                    Button("remove", id=f"rm-{other.replace('.', '_')}", compact=True, classes="remove"),
+                    FieldInput(f"{gbps:g}", id=f"link-{other.replace('.', '_')}", compact=True, classes="link-bw",
+                               disabled=self.read_only),
+                    Button("remove", id=f"rm-{other.replace('.', '_')}", compact=True, classes="remove",
+                           disabled=self.read_only),
                     classes="field",
                 ))  # fmt: skip
             if len(links) > 64:
@@ -273,6 +339,14 @@ class Inspector(VerticalScroll):
         for err in self.query("#link-err"):
             err.update(message)
             err.display = bool(message)
+        if message:
+            self.say(message, not message.startswith("✗"))
+
+    def restore_link(self, other: str) -> None:
+        """Show a link's Gb/s in use again (after a refused or invalid edit)."""
+        for field in self.query(f"#link-{other.replace('.', '_')}").results(Input):
+            if other in self._links:
+                field.value = f"{self._links[other]:g}"
 
     # ------------------------------------------------------------ edits out
 
@@ -283,8 +357,12 @@ class Inspector(VerticalScroll):
             box_id = self._mode[1]
             try:
                 gbps = float(event.value)
+                if not 0 < gbps < float("inf"):
+                    raise ValueError
             except ValueError:
-                self.show_link_result(f"{event.value!r} is not a number of Gb/s")
+                other = wid[5:].replace("_", ".")
+                self.show_link_result(f"✗ {event.value!r} is not a positive number of Gb/s; the link is unchanged")
+                self.restore_link(other)
                 return
             self.post_message(self.LinkEdit(box_id or "", wid[5:].replace("_", "."), gbps))
             return
