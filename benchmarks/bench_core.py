@@ -64,6 +64,13 @@ def main() -> None:
         f"one estimate with the cluster built: median {med * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (target <= 50 ms)"
     )
 
+    links = step_links(index, layout)
+    med, _ = median_time(lambda: estimate_step(s, layout, links), repeat=201)
+    print(
+        f"the step physics alone (links known, as when a sweep varies the job on one cluster): median "
+        f"{med * 1e6:.0f} µs, {1 / med:,.0f} estimates per second"
+    )
+
     def cli():
         subprocess.run([sys.executable, "-m", "factorysim", "estimate", str(BIG)], check=True, capture_output=True)
 

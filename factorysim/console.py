@@ -124,11 +124,21 @@ def print_estimate(console: Console, s: Scenario, e: StepEstimate) -> None:
         f"{e.tflops_per_chip:.0f} TFLOP/s per chip"
     )
     mem = e.memory.as_gb()
+    where = f" on stage {e.memory.stage} of {e.layout.pp} (the fullest)" if e.layout.pp > 1 else ""
     console.print(
-        f"  memory {mem['total']:.1f} of {chip.memory_gb:g} GB per chip "
+        f"  memory {mem['total']:.1f} of {chip.memory_gb:g} GB per chip{where} "
         f"(weights {mem['weights']:.1f}, gradients {mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, "
         f"activations {mem['activations']:.1f}, runtime {mem['overhead']:.1f})"
     )
+    if not e.fits:
+        console.print(
+            Text(
+                f"  does not fit: {e.memory_over / 1e9:.1f} GB over; the step above is timed as if memory were "
+                f"unlimited, and `factorysim run` would refuse the job",
+                style="bold red",
+            )
+        )
+        console.print(Text("  would fit with: " + "; or ".join(e.fit_hints), style="red"))
     target = s.workload.target_tokens
     if target:
         from .scenario.units import human_duration
@@ -213,3 +223,47 @@ def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterab
     for row in rows:
         t.add_row(*(Text(str(x)) for x in row))
     console.print(t)
+
+
+_UNITS = {"tokens_per_s_per_gpu": "tok/s/GPU", "tflops_per_gpu": "TFLOP/s/GPU", "mfu": "MFU"}
+_TABLE_TITLES = {
+    "calibration": "Calibration: runs the fitted constants were fitted to",
+    "validation": "Validation: runs never used for fitting",
+    "reference": "Reference only (outside the model's scope or layout unpublished; counted in neither)",
+}
+
+
+def print_calibration(console: Console, results, summaries) -> None:
+    """`factorysim calibrate`: the calibration and validation tables, each with its mean and largest error."""
+    from .perf.calibration import CALIBRATION_TOLERANCE, VALIDATION_MAX, VALIDATION_MEAN
+
+    targets = {
+        "calibration": f"target: each within ±{CALIBRATION_TOLERANCE:.0%}",
+        "validation": f"targets: mean ≤ {VALIDATION_MEAN:.0%}, largest ≤ {VALIDATION_MAX:.0%}, nothing refused",
+        "reference": "no target",
+    }
+    for table, summary in summaries.items():
+        rows = [r for r in results if r.case.table == table]
+        if not rows:
+            continue
+        t = Table(title=_TABLE_TITLES[table], title_justify="left", box=None, pad_edge=False)
+        t.add_column("run", no_wrap=True, max_width=30, overflow="ellipsis")
+        t.add_column("published", justify="right")
+        t.add_column("model", justify="right")
+        t.add_column("error", justify="right")
+        t.add_column("unit", no_wrap=True)
+        for r in rows:
+            flops = ""
+            if r.case.unit != "tokens_per_s_per_gpu":
+                flops = " hw" if r.case.convention == "hardware" else ""
+                flops += " causal" if r.case.scenario.workload.attention_flops == "causal" else ""
+            error = f"{r.error * 100:+.1f} %" + ("" if r.fits else " OOM")
+            t.add_row(r.case.name, f"{r.case.measured:g}", f"{r.modelled:.4g}", error, _UNITS[r.case.unit] + flops)
+        console.print(t)
+        verdict = "" if table == "reference" else (" — met" if summary.ok else " — NOT met")
+        refused = f", {summary.refused} do not fit in memory" if summary.refused else ""
+        console.print(
+            f"  {summary.rows} runs: mean |error| {summary.mean_abs_error:.1%}, largest {summary.max_abs_error:.1%}"
+            f"{refused} ({targets[table]}){verdict}\n"
+        )
+    console.print("Sources and assumptions per run: factorysim calibrate --json", style="dim")

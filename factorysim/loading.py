@@ -15,20 +15,24 @@ from .topology.edits import cluster_graph
 from .topology.graph import plan_clos
 
 
-def load_scenario(path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> Scenario:
+def load_scenario(
+    path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = (), *, memory: bool = True
+) -> Scenario:
     """Load, validate and check a scenario file (None = the embedded default), with key.path=value overrides.
 
-    Raises ScenarioError listing every problem: syntax, schema, parallel layout, memory per chip.
+    Raises ScenarioError listing every problem: syntax, schema, parallel layout, memory per chip (unless
+    `memory` is False: an estimate still times a job that does not fit, and says so).
     """
-    return load_scenario_file(path, overrides, more_checks=check_scenario)
+    return load_scenario_file(path, overrides, more_checks=lambda s: check_scenario(s, memory=memory))
 
 
-def check_scenario(scenario: Scenario, edits_checked: bool = False) -> list[Problem]:
+def check_scenario(scenario: Scenario, edits_checked: bool = False, *, memory: bool = True) -> list[Problem]:
     """Checks that need the physics or the graph: memory per chip, topology edits, scheduled fault targets.
 
     `edits_checked`: the caller has already applied the topology edits to a graph (building one is slow).
+    `memory`: refuse a job that does not fit in its chips' memory (a run would crash out of memory).
     """
-    problems = feasibility_problems(scenario)
+    problems = feasibility_problems(scenario) if memory else []
     try:
         if scenario.topology.edits and not edits_checked:
             cluster_graph(scenario.cluster, scenario.topology.edits)

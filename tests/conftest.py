@@ -18,3 +18,12 @@ def scenario(*overrides: str, path: str | Path | None = None) -> Scenario:
 @pytest.fixture
 def starter() -> Scenario:
     return scenario()
+
+
+def custom_scenario(*overrides: str) -> Scenario:
+    """The starter scenario without its catalog model, so that shape keys describe a custom model."""
+    from factorysim.scenario import apply_overrides, default_scenario_text, parse_toml, validate_scenario
+
+    data = parse_toml(default_scenario_text(), "<default scenario>")
+    del data["workload"]["model"]
+    return validate_scenario(apply_overrides(data, overrides))

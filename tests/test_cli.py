@@ -41,6 +41,29 @@ def test_estimate_json_is_the_step_and_its_figures_agree(capsys):
     assert out["factors"]["stability"] == 1.0 and 0.3 < out["mfu"] < 0.5
 
 
+TOO_BIG = ["--set", "workload.model=llama3-70b", "--set", "parallelism.tp=1", "--set", "parallelism.dp=auto"]
+
+
+def test_a_job_that_does_not_fit_is_estimated_with_what_would_fit(capsys):
+    assert main(["estimate", "--json", *TOO_BIG]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fits"] is False and out["step_time_s"] > 0
+    assert out["memory_over_gb"] == pytest.approx(out["memory_gb_per_chip"] - 80)
+    assert out["fit_hints"][-1].startswith("more tp or pp")
+    assert main(["estimate", *TOO_BIG]) == 0
+    text = capsys.readouterr().out
+    assert "does not fit" in text and "would fit with" in text and "MFU" in text
+
+
+def test_strict_estimates_and_runs_refuse_a_job_that_does_not_fit(capsys):
+    assert main(["estimate", "--strict", *TOO_BIG]) == 2
+    captured = capsys.readouterr()
+    assert "MFU" in captured.out and "cluster.chip: out of memory" in captured.err
+    assert main(["run", "--duration", "1h", *TOO_BIG]) == 2
+    assert "out of memory" in capsys.readouterr().err
+    assert main(["estimate", "--strict"]) == 0
+
+
 def test_set_overrides_reach_the_estimate(capsys):
     main(["estimate", "--json"])
     base = json.loads(capsys.readouterr().out)
@@ -102,10 +125,20 @@ def test_schema_describes_what_the_models_accept(capsys):
             assert set(data.get(section, {})) <= set(defs[ref]["properties"]), (path.name, section)
 
 
-def test_calibrate_passes_and_lists_every_case(capsys):
+def test_calibrate_shows_the_calibration_and_validation_tables_with_mean_and_largest_error(capsys):
     assert main(["calibrate"]) == 0
     out = capsys.readouterr().out
-    assert "megatron-1t" in out and "bloom-176b" in out and "all within ±10 %" in out
+    cal, val = out.index("Calibration: runs the fitted constants"), out.index("Validation: runs never used")
+    assert cal < out.index("megatron-1t") < val < out.index("bridge-llama3-405b-1024")
+    assert out.count("mean |error|") == 3 and out.count("— met") == 2
+
+
+def test_calibrate_json_keeps_the_tables_apart(capsys):
+    assert main(["calibrate", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["tables"]) == {"calibration", "validation", "reference"}
+    assert data["tables"]["validation"]["refused"] == 0
+    assert all(row["source"] for row in data["rows"])
 
 
 def test_help_teaches_with_examples():

@@ -153,7 +153,7 @@ def test_one_pass_also_reaches_the_memory_check(capsys):
     assert main(argv) == 2
     found = problems_of(capsys)
     assert found[0].startswith('workload.precision: got "fp4"; allowed:')
-    assert len(found) == 2 and found[1].startswith("cluster.chip: the job needs")
+    assert len(found) == 2 and found[1].startswith("cluster.chip: out of memory: the job needs")
 
 
 # ---------------------------------------------------------------- messages that keep their shape

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from factorysim import estimate
 from factorysim.perf import hardware_flops_per_token, model_flops_per_token
-from factorysim.perf.calibration import TOLERANCE, run_calibration
-from factorysim.perf.collectives import LinkRates, all_reduce
+from factorysim.perf.calibration import (
+    CALIBRATION_TOLERANCE,
+    VALIDATION_MAX,
+    VALIDATION_MEAN,
+    calibration_cases,
+    run_calibration,
+    summarize,
+)
 from factorysim.scenario import ScenarioError, catalog, load_scenario_file
-from factorysim.topology import GroupLinks
 
 from .conftest import SCENARIOS, scenario
 
@@ -55,7 +58,7 @@ variants = st.fixed_dictionaries(
         "layout": layouts,
         "precision": st.sampled_from(["bf16", "fp8"]),
         "recompute": st.sampled_from(["none", "selective", "full"]),
-        "attention": st.sampled_from(["flash", "unfused"]),
+        "attention": st.sampled_from(["flash", "flash2", "unfused"]),
         "chip": st.sampled_from(["H100-SXM-80GB", "A100-SXM-80GB", "MTT-S4000", "B200"]),
         "nic": st.sampled_from([25, 100, 200, 400, 800]),
         "oversub": st.sampled_from([1.0, 2.0, 4.0]),
@@ -63,6 +66,8 @@ variants = st.fixed_dictionaries(
         "zero": st.integers(0, 3),
         "inr": st.booleans(),
         "ace": st.booleans(),
+        "overlap": st.booleans(),
+        "grad": st.sampled_from(["fp32", "bf16"]),
         "topology": st.sampled_from(["fat-tree", "rail-optimized"]),
     }
 )
@@ -87,6 +92,8 @@ def build(v: dict, *extra: str):
             f"parallelism.zero={v['zero']}",
             f"features.in_network_reduction={str(v['inr']).lower()}",
             f"features.async_comm_engine={str(v['ace']).lower()}",
+            f"features.tp_overlap={str(v['overlap']).lower()}",
+            f"workload.grad_dtype={v['grad']}",
             "cluster.nodes=16",
             *extra,
         )
@@ -147,36 +154,94 @@ def test_faster_scale_up_links_never_slow_a_step(v, faster):
 # ---------------------------------------------------------------- the world
 
 
-def test_every_calibration_row_is_within_ten_percent_on_its_own_flop_convention():
-    results = run_calibration()
-    assert len(results) == 7
-    table = "\n".join(
-        f"{r.case.name}: measured {r.case.measured} modelled {r.modelled:.4g} ({r.error:+.1%})" for r in results
+@pytest.fixture(scope="module")
+def calibration():
+    return run_calibration()
+
+
+def _table(results) -> str:
+    return "\n".join(
+        f"{r.case.name}: published {r.case.measured} model {r.modelled:.4g} ({r.error:+.1%})" for r in results
     )
-    assert all(abs(r.error) <= TOLERANCE for r in results), table
-    conventions = {r.case.convention for r in results}
-    assert conventions == {"hardware", "model"}
+
+
+def test_every_calibration_run_is_within_tolerance_and_fits(calibration):
+    rows = [r for r in calibration if r.case.table == "calibration"]
+    assert len(rows) == 16
+    assert all(abs(r.error) <= CALIBRATION_TOLERANCE and r.fits for r in rows), _table(rows)
+    assert {r.case.convention for r in rows} == {"hardware", "model"}
+
+
+def test_validation_runs_meet_the_targets_and_none_is_refused(calibration):
+    summary = summarize(calibration, "validation")
+    rows = [r for r in calibration if r.case.table == "validation"]
+    assert summary.rows == len(rows) == 8
+    assert summary.mean_abs_error <= VALIDATION_MEAN, _table(rows)
+    assert summary.max_abs_error <= VALIDATION_MAX, _table(rows)
+    assert summary.refused == 0
+
+
+def test_every_run_says_where_its_figures_come_from_and_what_it_assumes():
+    cases = calibration_cases()
+    assert len({case.name for case in cases}) == len(cases) == 49
+    assert all(case.name and case.scenario.name == case.name for case in cases)
+    for case in cases:
+        assert case.source.strip() and isinstance(case.assumed, str), case.name
+        assert case.assumed.strip(), case.name
+
+
+def test_calibration_and_validation_come_from_different_sources(calibration):
+    def document(r):
+        return r.case.source.split(" @ ")[0].split(",")[0]
+
+    fitted = {document(r) for r in calibration if r.case.table == "calibration"}
+    validating = {document(r) for r in calibration if r.case.table == "validation"}
+    assert fitted and validating and not fitted & validating
+    names = [r.case.name for r in calibration]
+    assert len(names) == len(set(names))
+
+
+def test_validation_includes_modern_runs_on_h100_and_newer(calibration):
+    chips = {r.case.scenario.cluster.chip for r in calibration if r.case.table == "validation"}
+    assert chips == {"H100-SXM-80GB", "B200"}
+
+
+TORCHTITAN_8B = ("workload.model=llama3-8b", "cluster.nodes=1", "parallelism.tp=1", "parallelism.dp=8",
+                 "parallelism.zero=3", "workload.micro_batch=2", "workload.global_batch=16", "workload.recompute=none",
+                 "workload.attention=flash2", "workload.grad_dtype=bf16")  # fmt: skip
+TORCHTITAN_70B = ("workload.model=llama3-70b", "cluster.nodes=32", "parallelism.tp=8", "parallelism.dp=32",
+                  "parallelism.zero=3", "workload.micro_batch=16", "workload.global_batch=512",
+                  "workload.recompute=full", "workload.attention=flash2", "workload.grad_dtype=bf16")  # fmt: skip
+
+
+def speedup(base, change: str, to: str = "") -> float:
+    before = estimate(scenario(*base, *([to] if to else [])))
+    after = estimate(scenario(*base, *([to] if to else []), change))
+    return after.tokens_per_s / before.tokens_per_s
 
 
 @pytest.mark.parametrize(
-    "model,nodes,tp,pp", [("llama3-8b", 8, 2, 1), ("llama3-70b", 32, 8, 4), ("llama3-405b", 128, 8, 16)]
+    "base,published",
+    [(TORCHTITAN_8B, 8532 / 6667), (TORCHTITAN_70B, 809.8 / 597.3)],
+    ids=["8b-fsdp8", "70b-tp8-fsdp32"],
 )
-def test_fp8_gives_twenty_to_thirty_percent_end_to_end_on_h100(model, nodes, tp, pp):
-    base = [f"workload.model={model}", f"cluster.nodes={nodes}", f"parallelism.tp={tp}", f"parallelism.pp={pp}",
-            "parallelism.dp=auto", "workload.global_batch=512", "workload.recompute=selective"]  # fmt: skip
-    bf16 = estimate(scenario(*base, "workload.precision=bf16"))
-    fp8 = estimate(scenario(*base, "workload.precision=fp8"))
-    assert 1.20 <= fp8.tokens_per_s / bf16.tokens_per_s <= 1.30
+def test_fp8_speeds_up_end_to_end_as_torchtitan_measured(base, published):
+    """torchtitan on H100 (benchmarks/llama3_h100_202412 and asyncTP_llama3_h100_2025-06): tokens/s FP8 over BF16.
+    The 500 W parts run slower clocks than the catalog's H100, so only the ratio is compared."""
+    ratio = speedup(base, "workload.precision=fp8")
+    assert 1.2 <= ratio <= 1.5  # the Megatron-Bridge performance guide's 1.2-1.5x
+    assert ratio == pytest.approx(published, rel=0.10)
 
 
-def test_in_network_reduction_moves_each_byte_about_once():
-    group = GroupLinks(size=64, n_nodes=64, n_local=1, local_bw=math.inf, out_bw=50e9, spans_leaf=True, spans_pod=False)
-    rates = LinkRates(group, 1.0, 1.0, 0.0, 0.0)
-    size = 10e9
-    ring = sum(all_reduce(size, rates, in_network=False))
-    sharp = sum(all_reduce(size, rates, in_network=True))
-    assert ring == pytest.approx(2 * 63 / 64 * size / 50e9)
-    assert sharp / ring == pytest.approx(0.5, abs=0.02)
+@pytest.mark.parametrize("precision,published", [("bf16", 652.4 / 597.3), ("fp8", 942.4 / 809.8)], ids=["bf16", "fp8"])
+def test_tp_overlap_gains_at_least_what_forward_only_async_tp_gained_in_torchtitan(precision, published):
+    """torchtitan's async TP (asyncTP_llama3_h100_2025-06) micro-pipelines the forward collectives; features.tp_overlap
+    overlaps forward and backward as Transformer Engine does, so it gains more, and never more than all TP time."""
+    base = (*TORCHTITAN_70B, f"workload.precision={precision}")
+    plain = estimate(scenario(*base))
+    ratio = speedup(TORCHTITAN_70B, "features.tp_overlap=true", f"workload.precision={precision}")
+    assert published <= ratio <= plain.step_time_s / (plain.step_time_s - plain.breakdown.tp_s)
+    assert ratio <= published * 1.10
 
 
 def test_in_network_reduction_shortens_the_data_parallel_all_reduce_of_a_job():
@@ -201,17 +266,6 @@ def test_async_comm_engine_removes_the_cost_of_overlapped_communication():
     ace = estimate(scenario(*base, "features.async_comm_engine=true"))
     assert ace.breakdown.dp_s < plain.breakdown.dp_s
     assert ace.breakdown.compute_s == plain.breakdown.compute_s
-
-
-def test_pipeline_bubble_follows_the_1f1b_and_interleaved_formulas():
-    base = ["workload.model=llama3-70b", "cluster.nodes=32", "parallelism.tp=8", "parallelism.pp=8",
-            "parallelism.dp=auto", "workload.global_batch=64", "workload.recompute=full"]  # fmt: skip
-    p = 8
-    for v in (1, 2):
-        e = estimate(scenario(*base, f"parallelism.interleave={v}"))
-        b, m = e.breakdown, e.layout.micro_batches
-        per_micro_batch_work = b.compute_s + b.tp_s + b.cp_s + b.ep_s  # m micro-batches on the busiest stage
-        assert b.bubble_s == pytest.approx((p - 1) / (v * m) * per_micro_batch_work, rel=1e-12)
 
 
 def test_expert_parallel_all_to_all_appears_for_moe():

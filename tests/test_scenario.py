@@ -16,13 +16,14 @@ from factorysim.scenario import (
     json_schema,
     load_scenario_file,
     parse_duration,
+    resolve_layout,
     save_scenario,
     scenario_toml,
     validate_scenario,
 )
 from factorysim.scenario.units import format_duration
 
-from .conftest import SCENARIOS, scenario
+from .conftest import SCENARIOS, custom_scenario, scenario
 
 
 def problems(*overrides: str, path=None) -> list[str]:
@@ -104,12 +105,17 @@ def test_batch_must_divide_by_dp_times_micro_batch():
     assert msg.startswith("workload.global_batch: 100 sequences is not divisible by dp x micro_batch = 32 x 1")
 
 
-def test_memory_that_does_not_fit_shows_the_figures():
+def test_memory_that_does_not_fit_shows_the_figures_and_what_would_fit():
     [msg] = problems("workload.model=llama3-70b", "workload.recompute=none", "parallelism.tp=1", "parallelism.dp=auto")
-    assert msg.startswith("cluster.chip: the job needs")
-    assert "H100-SXM-80GB has 80 GB" in msg
-    for part in ("weights", "gradients", "optimizer", "activations"):
+    assert msg.startswith("cluster.chip: out of memory: the job needs")
+    assert "H100-SXM-80GB has 80 GB" in msg and "GB over" in msg
+    for part in ("weights", "gradients", "optimizer", "activations", "would fit with", "more tp or pp"):
         assert part in msg
+
+
+def test_an_estimate_loads_a_job_that_does_not_fit():
+    overrides = ["workload.model=llama3-70b", "parallelism.tp=1", "parallelism.dp=auto"]
+    assert load_scenario(None, overrides, memory=False).workload.model == "llama3-70b"
 
 
 def test_fabric_that_cannot_connect_the_cluster_is_refused():
@@ -206,3 +212,99 @@ def test_every_catalog_entry_names_its_source():
 def test_validate_scenario_accepts_plain_data():
     s = validate_scenario({"name": "tiny", "cluster": {"nodes": 1}, "parallelism": {"tp": 8}})
     assert s.cluster.total_chips == 8
+
+
+# ---------------------------------------------------------------- workload shape
+
+
+GPT3_SHAPE = ("workload.params_b=174.6", "workload.layers=96", "workload.hidden=12288", "workload.heads=96",
+              "workload.vocab=51200")  # fmt: skip
+
+
+def test_a_shape_without_a_model_is_a_custom_model_on_documented_defaults():
+    s = custom_scenario(*GPT3_SHAPE)
+    m = s.workload.model_spec()
+    assert s.workload.model_name == "custom model"
+    assert (m.kv_heads or m.heads) == 96 and m.kv_dim == 12288  # multi-head attention
+    assert m.ffn == 4 * 12288 and not m.gated_mlp and not m.tied_embeddings
+    assert m.total_params() / 1e9 == pytest.approx(174.6, abs=1.0)
+
+
+def test_a_custom_model_leaves_nothing_to_another_model():
+    s = custom_scenario("workload.layers=2", "workload.hidden=256", "workload.heads=4")
+    m = s.workload.model_spec()
+    assert (m.vocab, m.ffn, m.kv_dim, m.gated_mlp, m.tied_embeddings) == (51200, 1024, 256, False, False)
+
+
+def test_a_model_with_shape_keys_is_that_model_modified():
+    s = scenario("workload.model=llama3-70b", "workload.layers=40", "parallelism.dp=auto", "parallelism.tp=8")
+    m = s.workload.model_spec()
+    assert (m.layers, m.kv_heads, m.ffn_hidden, m.gated_mlp) == (40, 8, 28672, True)
+    assert s.workload.model_name == "llama3-70b (modified)"
+
+
+def test_no_model_and_no_shape_trains_the_default_model():
+    s = validate_scenario({"name": "x"})
+    assert s.workload.model is None
+    assert s.workload.model_name == "llama3-8b"
+    assert s.workload.model_spec() == catalog().models["llama3-8b"]
+
+
+def test_a_published_size_far_from_the_shapes_count_names_both_and_the_keys():
+    with pytest.raises(ScenarioError) as info:
+        custom_scenario(*GPT3_SHAPE, "workload.gated_mlp=true", "workload.ffn_hidden=14336")
+    [msg] = [str(p) for p in info.value.problems]
+    assert msg.startswith("workload.params_b: 174.6 B parameters given, but the shape")
+    assert "has 110.0 B; they differ by 37%, more than 5%" in msg
+    assert "workload.ffn_hidden = 14336" in msg and "workload.gated_mlp = true" in msg
+    assert "the rest from the custom-model defaults" in msg
+
+
+def test_a_published_size_within_five_percent_is_accepted():
+    assert custom_scenario(*GPT3_SHAPE).workload.params_b == 174.6
+    with pytest.raises(ScenarioError, match=r"workload\.params_b"):
+        scenario("workload.model=llama3-70b", "workload.params_b=80", "parallelism.tp=8", "parallelism.dp=auto")
+
+
+def test_a_custom_shape_round_trips_through_a_saved_file(tmp_path):
+    s = custom_scenario(*GPT3_SHAPE)
+    assert load_scenario_file(save_scenario(s, tmp_path / "gpt3.toml")).workload.model_spec() == s.workload.model_spec()
+
+
+# ---------------------------------------------------------------- pipeline stages
+
+
+def stage_msgs(*overrides: str) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_file(None, ("workload.model=llama3-405b", "parallelism.tp=8", "parallelism.dp=auto",
+                                  "cluster.nodes=16", *overrides))  # fmt: skip
+    return [str(p) for p in info.value.problems]
+
+
+def test_first_and_last_stage_layers_spread_the_rest_evenly():
+    s = scenario("workload.model=llama3-405b", "parallelism.tp=8", "parallelism.pp=16", "parallelism.dp=auto",
+                 "cluster.nodes=16", "parallelism.first_stage_layers=7", "parallelism.last_stage_layers=7")  # fmt: skip
+    assert resolve_layout(s).stage_layers == (7,) + (8,) * 14 + (7,)
+    even = scenario("workload.model=llama3-405b", "parallelism.tp=8", "parallelism.pp=16", "parallelism.dp=auto",
+                    "cluster.nodes=16")  # fmt: skip
+    assert resolve_layout(even).stage_layers == (8,) * 14 + (7,) * 2
+
+
+def test_an_explicit_stage_list_must_match_the_stages_and_the_layers():
+    [msg] = stage_msgs("parallelism.pp=2", "parallelism.stage_layers=[60, 60]")
+    assert msg == "parallelism.stage_layers: the stages hold 120 layers but the model has 126"
+    [msg] = stage_msgs("parallelism.pp=2", "parallelism.stage_layers=[126]")
+    assert msg == "parallelism.stage_layers: 1 entries for pp = 2 stages"
+    s = scenario("workload.model=llama3-405b", "parallelism.tp=8", "parallelism.pp=2", "parallelism.dp=auto",
+                 "cluster.nodes=16", "parallelism.stage_layers=[60, 66]")  # fmt: skip
+    assert resolve_layout(s).stage_layers == (60, 66)
+
+
+def test_uneven_stage_keys_need_a_pipeline_and_a_layer_on_every_stage():
+    [msg] = stage_msgs("parallelism.pp=1", "parallelism.first_stage_layers=7")
+    assert msg == "parallelism.first_stage_layers: uneven stages need pipeline parallelism (pp > 1)"
+    [msg] = stage_msgs("parallelism.pp=4", "parallelism.first_stage_layers=120", "parallelism.last_stage_layers=5")
+    assert msg.startswith("parallelism.first_stage_layers: first 120 and last 5 leave (120, 1, 0, 5) layers")
+    [msg] = stage_msgs("parallelism.pp=16", "parallelism.first_stage_layers=2", "parallelism.interleave=4",
+                       "workload.global_batch=512")  # fmt: skip
+    assert msg.startswith("parallelism.interleave: a stage holds only 2 layers")

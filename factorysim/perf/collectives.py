@@ -1,10 +1,22 @@
 """Collective times on the topology, nccl-tests conventions.
 
 Ring all-reduce of S bytes over n ranks: 2(n-1)/n·S/B + 2(n-1)·α. Reduce-scatter and all-gather:
-(n-1)/n·S/B + (n-1)·α each. With in-network (or near-memory) reduction an all-reduce moves each byte
-over the link about once: S/B + 2·α. Groups that span servers run hierarchically: reduce-scatter
-inside the server over the scale-up link, the cross-server collective on S/n_local per rank over each
-rank's own NIC, then all-gather inside the server.
+(n-1)/n·S/B + (n-1)·α each. B is the achieved bus bandwidth of the group's slowest member, α the
+latency of one algorithm step.
+
+In-network (in-switch, or near-memory) reduction, where the scale-up link or the fabric supports it
+(catalog flag) and the scenario turns it on: an all-reduce sends each byte once and gets the sum back
+by multicast, S/B' + 6·α (a reduce-load, a multicast store and a completion barrier, each a round trip
+through the switch), with B' the achieved in-network bandwidth (on 8 H100, NVLink SHARP reaches
+~480 GB/s bus bandwidth where rings reach ~370: 30 % faster, not 2×). For one 8-rank scale-up domain
+that is n/(2(n-1)) = 57 % of the ring's traffic and 6/14 = 43 % of its latency: the seed's "about half
+the traffic, about 60 % less latency". A reduce-scatter or all-gather gains no bandwidth in the network
+(each rank still sends or receives (n-1)/n·S; NCCL's maintainers say as much of NVLink SHARP) but
+finishes in one step instead of n-1, so it takes whichever is faster, ring or in-network.
+
+Groups that span servers run hierarchically: reduce-scatter inside the server over the scale-up link,
+the cross-server collective on S/n_local per rank over each rank's own NIC, then all-gather inside the
+server.
 
 Every function returns (inside-server seconds, across-servers seconds) so that node efficiency and
 cluster efficiency can each take their share.
@@ -18,17 +30,24 @@ from ..topology.index import GroupLinks
 
 Split = tuple[float, float]
 ZERO: Split = (0.0, 0.0)
+IN_NETWORK_STEPS = 6
+"""Latency steps of an in-network collective: three round trips through the switch."""
 
 
 @dataclass(frozen=True)
 class LinkRates:
-    """Achieved bus bandwidth (bytes/s) and per-step latency (s) inside and across servers for one group."""
+    """Achieved bandwidths (bytes/s) and per-step latencies (s) inside and across servers for one group,
+    and whether each side reduces in the network (supported by the hardware and turned on)."""
 
     group: GroupLinks
     up_efficiency: float
     out_efficiency: float
     up_latency: float
     out_latency: float
+    up_in_network: bool = False
+    out_in_network: bool = False
+    up_in_network_efficiency: float = 0.0
+    out_in_network_efficiency: float = 0.0
 
     @property
     def up_bw(self) -> float:
@@ -38,8 +57,16 @@ class LinkRates:
     def out_bw(self) -> float:
         return self.group.out_bw * self.out_efficiency
 
+    @property
+    def up_inr_bw(self) -> float:
+        return self.group.local_bw * self.up_in_network_efficiency
 
-def _ring_phase(n: int, size: float, bw: float, latency: float, passes: float) -> float:
+    @property
+    def out_inr_bw(self) -> float:
+        return self.group.out_bw * self.out_in_network_efficiency
+
+
+def _ring(n: int, size: float, bw: float, latency: float, passes: float) -> float:
     """`passes` = 1 for reduce-scatter or all-gather, 2 for all-reduce."""
     if n <= 1 or size <= 0:
         return 0.0
@@ -48,32 +75,39 @@ def _ring_phase(n: int, size: float, bw: float, latency: float, passes: float) -
     return passes * ((n - 1) / n * size / bw + (n - 1) * latency)
 
 
-def _in_network(size: float, bw: float, latency: float) -> float:
-    if size <= 0:
+def _in_network(n: int, size: float, bw: float, latency: float) -> float:
+    """One pass through the switch: each rank sends (or receives) `size` bytes once."""
+    if n <= 1 or size <= 0:
         return 0.0
-    return size / bw + 2 * latency if bw > 0 else float("inf")
+    return size / bw + IN_NETWORK_STEPS * latency if bw > 0 else float("inf")
 
 
-def all_reduce(size: float, r: LinkRates, in_network: bool = False) -> Split:
+def _all_reduce_flat(n: int, size: float, bw: float, lat: float, inr: bool, inr_bw: float) -> float:
+    ring = _ring(n, size, bw, lat, 2.0)
+    return min(ring, _in_network(n, size, inr_bw, lat)) if inr else ring
+
+
+def _half_flat(n: int, size: float, bw: float, lat: float, inr: bool, inr_bw: float) -> float:
+    """Reduce-scatter (or all-gather) of `size` bytes in a flat group."""
+    ring = _ring(n, size, bw, lat, 1.0)
+    return min(ring, _in_network(n, size, inr_bw, lat)) if inr else ring
+
+
+def all_reduce(size: float, r: LinkRates) -> Split:
     g = r.group
     if g.n_nodes <= 1:
-        if in_network and g.n_local > 1:  # near-memory reduction in the scale-up domain
-            return _in_network(size, r.up_bw, r.up_latency), 0.0
-        return _ring_phase(g.n_local, size, r.up_bw, r.up_latency, 2.0), 0.0
-    inside = _ring_phase(g.n_local, size, r.up_bw, r.up_latency, 2.0)
+        return _all_reduce_flat(g.n_local, size, r.up_bw, r.up_latency, r.up_in_network, r.up_inr_bw), 0.0
+    inside = 2 * _half_flat(g.n_local, size, r.up_bw, r.up_latency, r.up_in_network, r.up_inr_bw)
     shard = size / g.n_local
-    if in_network:
-        across = _in_network(shard, r.out_bw, r.out_latency)
-    else:
-        across = _ring_phase(g.n_nodes, shard, r.out_bw, r.out_latency, 2.0)
+    across = _all_reduce_flat(g.n_nodes, shard, r.out_bw, r.out_latency, r.out_in_network, r.out_inr_bw)
     return inside, across
 
 
 def reduce_scatter(size: float, r: LinkRates) -> Split:
     """Also the time of an all-gather of the same total size."""
     g = r.group
-    inside = _ring_phase(g.n_local, size, r.up_bw, r.up_latency, 1.0)
-    across = _ring_phase(g.n_nodes, size / g.n_local, r.out_bw, r.out_latency, 1.0)
+    inside = _half_flat(g.n_local, size, r.up_bw, r.up_latency, r.up_in_network, r.up_inr_bw)
+    across = _half_flat(g.n_nodes, size / g.n_local, r.out_bw, r.out_latency, r.out_in_network, r.out_inr_bw)
     return inside, across
 
 
@@ -88,11 +122,13 @@ def all_to_all(size: float, r: LinkRates) -> Split:
         return ZERO
     local_share = (g.n_local - 1) / n * size
     remote_share = (n - g.n_local) / n * size
-    inside = local_share / r.up_bw + (g.n_local - 1) * r.up_latency if g.n_local > 1 else 0.0
-    across = remote_share / r.out_bw + r.out_latency * (g.n_nodes - 1) if g.n_nodes > 1 else 0.0
-    if g.n_nodes > 1 and r.out_bw <= 0:
-        across = float("inf")
+    inside = _send(local_share, r.up_bw, (g.n_local - 1) * r.up_latency) if g.n_local > 1 else 0.0
+    across = _send(remote_share, r.out_bw, (g.n_nodes - 1) * r.out_latency) if g.n_nodes > 1 else 0.0
     return inside, across
+
+
+def _send(size: float, bw: float, latency: float) -> float:
+    return size / bw + latency if bw > 0 else float("inf")
 
 
 def p2p(size: float, r: LinkRates) -> Split:
@@ -101,8 +137,15 @@ def p2p(size: float, r: LinkRates) -> Split:
     if g.size <= 1 or size <= 0:
         return ZERO
     if g.n_nodes > 1:
-        return 0.0, (size / r.out_bw + r.out_latency) if r.out_bw > 0 else float("inf")
-    return (size / r.up_bw + r.up_latency) if r.up_bw > 0 else float("inf"), 0.0
+        return 0.0, _send(size, r.out_bw, r.out_latency)
+    return _send(size, r.up_bw, r.up_latency), 0.0
+
+
+def in_pieces(op, size: float, r: LinkRates, pieces: int) -> Split:
+    """A collective of `size` bytes run as `pieces` equal collectives (gradient buckets, one per layer): the
+    same bandwidth time, `pieces` times the latency."""
+    pieces = max(1, pieces)
+    return scale(op(size / pieces, r), pieces)
 
 
 def scale(split: Split, k: float) -> Split:

@@ -34,5 +34,6 @@ def estimate(scenario: Scenario, index: FabricIndex | None = None) -> StepEstima
 
 
 def feasibility_problems(scenario: Scenario) -> list[Problem]:
-    """Physics checks beyond the layout: does the job fit in memory?"""
+    """Physics checks beyond the layout: does the job fit in memory? (`run`, the sandbox and challenges refuse a
+    job that does not; `estimate` times it anyway and reports `fits`.)"""
     return memory_problems(scenario, resolve_layout(scenario))

@@ -1,41 +1,68 @@
-"""Memory per chip: weights, gradients, optimizer state, activations, runtime overhead.
+"""Memory per chip on each pipeline stage: weights, gradients, optimizer state, activations, runtime.
 
-Mixed-precision Adam as Megatron-LM does it: BF16 weights (2 B/param), FP32 main gradients (4 B),
-FP32 master weights and two Adam moments (12 B). The distributed optimizer (zero = 1) shards the
-12 B over the data-parallel (× context-parallel) group, zero = 2 also the gradients, zero = 3 also
-the weights.
+Mixed-precision Adam as Megatron-LM lays it out: BF16 weights (2 B/param), a gradient buffer in
+`workload.grad_dtype` (FP32 main_grad, 4 B, by default; 2 B in BF16), FP32 master weights and two Adam
+moments (12 B). `parallelism.zero` shards over the data-parallel × context-parallel group (expert weights
+over that group divided by ep, their own data-parallel group): 1 the optimizer state (the distributed
+optimizer: 6 + 12/d bytes per parameter), 2 also the gradients, 3 also the weights (FSDP), which then
+need the full weights of the layer at work and of the one being prefetched.
 
-Activations per layer and micro-batch follow Korthikanti et al. 2022 (arXiv 2205.05198), Table 2:
-s·b·h·(34 + 5·a·s/h) bytes with sequence parallelism over t ranks divided by t; without sequence
-parallelism s·b·h·(10 + 24/t + 5·a·s/(h·t)). The 5·a·s/h term is the attention score matrix, which
-fused (flash) attention never stores. Selective recompute drops it too; full recompute keeps only
-each layer's input (2·s·b·h). The first pipeline stage holds activations of min(pp, m) micro-batches
-(1F1B), times (1 + (pp-1)/(pp·v)) with v interleaved chunks.
+Activations per layer and micro-batch are counted tensor by tensor from what the backward pass keeps
+(Korthikanti et al. 2022, arXiv 2205.05198, §4, generalised). Per token, in bytes, with h hidden, kv the
+key/value width (GQA), f the MLP width, a heads, t tensor-parallel ranks:
+
+    attention  norm input 2h, QKV input 2h, Q 2h/t, K and V 2kv/t each, output (= projection input) 2h/t,
+               and the softmax output 2·a·s/t unless attention is fused (flash keeps only its log-sum-exp,
+               4·a/t) or recomputed (selective)
+    MLP        norm input 2h, first GEMM input 2h, its output 2f/t (4f/t gated: gate and up), second GEMM
+               input 2f/t; routed tokens count top_k times
+    FP8        the inputs of the QKV, first and second MLP GEMMs are kept in FP8 (1 B per element, as
+               Transformer Engine keeps its casted inputs for the weight gradient); the projection keeps
+               an FP8 copy of the attention output beside the BF16 one attention keeps (+1 B per element)
+
+Norm inputs and the inputs of the first GEMMs are replicated over t without sequence parallelism and
+sharded with it (Korthikanti's 10·s·b·h, without dropout masks: pre-training today runs without dropout,
+an assumption). Full recompute keeps each layer's input (2h per token) plus, while one layer is recomputed,
+that layer's full activations. With Korthikanti's GPT shape and no fusion this is 32·s·b·h + 2·a·s²·b per
+layer: his 34·s·b·h + 5·a·s²·b less the dropout masks and dropout output (2·s·b·h + 3·a·s²·b).
+
+Stage i holds its layers' activations for the micro-batches in flight there (perf.pipeline.in_flight:
+the first stage holds the most), the first stage the input embedding, the last the output layer and the
+FP32 logits of one micro-batch. The worst stage decides whether the job fits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from math import ceil
+from dataclasses import dataclass, replace
 
+from ..scenario.catalog import ModelSpec
 from ..scenario.checks import ParallelLayout
 from ..scenario.errors import Problem
 from ..scenario.models import Scenario
+from .pipeline import in_flight
 
 GB = 1e9
 RUNTIME_OVERHEAD_GB = 3.0
-"""CUDA/MUSA context, communication buffers and allocator fragmentation (model constant)."""
+"""CUDA/MUSA context, communication buffers and allocator fragmentation (model constant, an assumption)."""
+OPTIMIZER_BYTES = 12.0
+"""FP32 master weights and two FP32 Adam moments per parameter."""
+WEIGHT_BYTES = 2.0
+"""BF16 weights."""
+GRAD_BYTES = {"fp32": 4.0, "bf16": 2.0}
+LOGIT_BYTES = 4.0
+"""FP32 logits of one micro-batch on the last stage, for the loss."""
 
 
 @dataclass(frozen=True)
 class MemoryBreakdown:
-    """Bytes per chip on the most loaded pipeline stage."""
+    """Bytes per chip on one pipeline stage (by default the worst one)."""
 
     weights: float
     gradients: float
     optimizer: float
     activations: float
     overhead: float
+    stage: int = 0
 
     @property
     def total(self) -> float:
@@ -52,90 +79,167 @@ class MemoryBreakdown:
         }
 
 
-def stage_layers(layers: int, pp: int) -> int:
-    """Layers on the most loaded stage when layers are spread as evenly as possible."""
-    return ceil(layers / pp)
+@dataclass(frozen=True)
+class StageParams:
+    """Parameters one chip of a stage holds: dense ones (sharded by tp) and expert ones (by tp and ep)."""
+
+    dense: float
+    experts: float
+
+    @property
+    def total(self) -> float:
+        return self.dense + self.experts
 
 
-def params_per_chip(s: Scenario, layout: ParallelLayout) -> float:
-    """Parameters held by one chip of the most loaded stage (experts spread over ep)."""
-    m = s.workload.model_spec()
-    dense = m.attention_params() + 4 * m.hidden + (m.hidden * m.experts if m.is_moe else 0)
-    experts = m.experts * m.mlp_params() / layout.ep
-    per_layer = dense / layout.tp + experts / layout.tp
-    layers = stage_layers(m.layers, layout.pp)
-    embed = m.vocab * m.hidden / layout.tp  # input embedding on the first stage, output layer on the last
-    if layout.pp == 1:
-        embed *= 1 if m.tied_embeddings else 2
-    return layers * per_layer + embed
+def stage_params(s: Scenario, layout: ParallelLayout, stage: int) -> StageParams:
+    """Parameters per chip of pipeline stage `stage`: its layers, plus the input embedding on the first
+    stage and the output layer on the last (one matrix when pp = 1 and they are tied)."""
+    return _stage_params(s.workload.model_spec(), layout, stage)
 
 
-def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout) -> float:
+def _stage_params(m: ModelSpec, layout: ParallelLayout, stage: int) -> StageParams:
+    dense_layer, expert_layer = _layer_params(m)
+    layers = layout.stage_layers[stage]
+    dense = layers * dense_layer + _embeddings(m, layout, stage) * m.vocab * m.hidden
+    return StageParams(dense / layout.tp, layers * expert_layer / layout.ep / layout.tp)
+
+
+def _layer_params(m: ModelSpec) -> tuple[int, int]:
+    """(dense, expert) parameters of one layer: attention, norms and router; the MLPs of all experts."""
+    return m.attention_params() + 4 * m.hidden + (m.hidden * m.experts if m.is_moe else 0), m.experts * m.mlp_params()
+
+
+def _embeddings(m: ModelSpec, layout: ParallelLayout, stage: int) -> int:
+    """Embedding matrices on a stage: the input one on the first, the output layer on the last."""
+    n = 1 if stage == 0 else 0
+    if stage == layout.pp - 1 and (layout.pp > 1 or not m.tied_embeddings):
+        n += 1
+    return n
+
+
+def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout, recompute: str | None = None) -> float:
+    """Bytes one layer keeps for the backward pass of one micro-batch, per chip."""
+    return _layer_activations(
+        s, s.workload.model_spec(), layout, s.workload.recompute if recompute is None else recompute
+    )
+
+
+def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recompute: str) -> float:
+    w, p = s.workload, s.parallelism
+    tokens = w.seq / layout.cp * layout.micro_batch
+    t = layout.tp
+    shard = t if (p.sequence_parallel or t == 1) else 1
+    if recompute == "full":
+        return tokens * 2.0 * m.hidden / shard
+    h, kv, f, k = m.hidden, m.kv_dim, m.ffn, m.top_k
+    gemm_in = 1.0 if w.precision == "fp8" else 2.0
+    # replicated without sequence parallelism: the norm inputs and the inputs of the first GEMMs
+    replicated = 2 * h + gemm_in * h + 2 * h + gemm_in * h * k
+    sharded: float = 2 * h + 4 * kv + 2 * h  # Q, K, V, attention output
+    if w.precision == "fp8":
+        sharded += 1.0 * h  # the projection's FP8 copy of the attention output
+    if w.attention != "unfused":
+        sharded += 4.0 * m.heads
+    elif recompute != "selective":
+        sharded += 2.0 * m.heads * w.seq / layout.cp
+    sharded += k * ((4 if m.gated_mlp else 2) * f + gemm_in * f)
+    return tokens * (replicated / shard + sharded / t)
+
+
+def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdown, ...]:
+    """Memory per chip of every pipeline stage, first to last."""
     w, p = s.workload, s.parallelism
     m = w.model_spec()
-    sbh = w.seq / layout.cp * layout.micro_batch * m.hidden
-    t = layout.tp
-    sp = p.sequence_parallel or t == 1
-    # Korthikanti's 34 = 15 (attention block) + 19 (MLP block, 4h GELU); scale the MLP part to this model.
-    mlp_scale = (m.ffn / (4 * m.hidden)) * (1.5 if m.gated_mlp else 1.0) * m.top_k
-    linear = 15 + 19 * mlp_scale
-    replicated = 10 * linear / 34  # norms, dropout and residuals: sharded only with sequence parallelism
-    scores = (
-        0.0 if (w.attention == "flash" or w.recompute == "selective") else 5 * m.heads * w.seq / layout.cp / m.hidden
-    )
-    if w.recompute == "full":
-        return 2 * sbh / (t if sp else 1)
-    if sp:
-        return sbh * (linear + scores) / t
-    return sbh * (replicated + (linear - replicated) / t + scores / t)
+    per_layer = _layer_activations(s, m, layout, w.recompute)
+    # with full recompute, one layer's full activations live while it is recomputed
+    working = _layer_activations(s, m, layout, "none") if w.recompute == "full" else 0.0
+    logits = LOGIT_BYTES * w.seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
+    dense_shard = layout.dp * layout.cp
+    expert_shard = max(1, dense_shard // layout.ep)
+    zero = p.zero
+    grad_bytes = GRAD_BYTES[w.grad_dtype]
+    dense_count, expert_count = _layer_params(m)
+    dense_layer, expert_layer = dense_count / layout.tp, expert_count / layout.ep / layout.tp
+    embedding = m.vocab * m.hidden / layout.tp
+    out = []
+    for stage, layers in enumerate(layout.stage_layers):
+        dense = layers * dense_layer + _embeddings(m, layout, stage) * embedding
+        experts = layers * expert_layer
+        owned = dense / dense_shard + experts / expert_shard
+        whole = dense + experts
+        weights = WEIGHT_BYTES * (owned if zero >= 3 else whole)
+        if zero >= 3:  # FSDP: the layer at work and the prefetched one are whole
+            weights += 2 * WEIGHT_BYTES * (dense_layer + expert_layer)
+        gradients = grad_bytes * (owned if zero >= 2 else whole)
+        optimizer = OPTIMIZER_BYTES * (owned if zero >= 1 else whole)
+        held = in_flight(stage, layout.pp, layout.micro_batches, layout.interleave)
+        acts = per_layer * layers * held + (working if layers else 0.0)
+        if stage == layout.pp - 1:
+            acts += logits
+        out.append(MemoryBreakdown(weights, gradients, optimizer, acts, RUNTIME_OVERHEAD_GB * GB, stage))
+    return tuple(out)
 
 
 def memory_per_chip(s: Scenario, layout: ParallelLayout) -> MemoryBreakdown:
-    w = s.workload
-    m = w.model_spec()
-    params = params_per_chip(s, layout)
-    shard = layout.dp * layout.cp
-    zero = s.parallelism.zero
-    weights = 2 * params / (shard if zero >= 3 else 1)
-    grads = 4 * params / (shard if zero >= 2 else 1)
-    optimizer = 12 * params / (shard if zero >= 1 else 1)
-    in_flight = min(layout.pp, layout.micro_batches)
-    if layout.interleave > 1:
-        in_flight *= 1 + (layout.pp - 1) / (layout.pp * layout.interleave)
-    acts = activation_bytes_per_layer(s, layout) * stage_layers(m.layers, layout.pp) * in_flight
-    if w.recompute == "full":  # one layer's full activations live while it is recomputed
-        acts += _full_layer(s, layout)
-    # FP32 logits for the loss on the last stage
-    acts += 4 * w.seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
-    return MemoryBreakdown(weights, grads, optimizer, acts, RUNTIME_OVERHEAD_GB * GB)
+    """The stage that needs the most memory (the first such stage on a tie)."""
+    return max(memory_per_stage(s, layout), key=lambda b: b.total)
 
 
-def _full_layer(s: Scenario, layout: ParallelLayout) -> float:
-    full = s.model_copy(update={"workload": s.workload.model_copy(update={"recompute": "none"})})
-    return activation_bytes_per_layer(full, layout)
+# ------------------------------------------------------------------ does it fit?
+
+
+def fit_hints(s: Scenario, layout: ParallelLayout) -> list[str]:
+    """Single changes that would make a job that does not fit fit, each with the memory it would need."""
+    cap = s.cluster.chip_spec.memory_gb * GB
+    w, p = s.workload, s.parallelism
+    tries: list[tuple[str, Scenario, ParallelLayout]] = []
+
+    def workload(**update) -> Scenario:
+        return s.model_copy(update={"workload": w.model_copy(update=update)})
+
+    def parallelism(**update) -> Scenario:
+        return s.model_copy(update={"parallelism": p.model_copy(update=update)})
+
+    if w.recompute == "none" and w.attention == "unfused":
+        tries.append(('workload.recompute = "selective"', workload(recompute="selective"), layout))
+    if w.recompute != "full":
+        tries.append(('workload.recompute = "full"', workload(recompute="full"), layout))
+    if p.zero < 3 and layout.dp * layout.cp > 1:
+        tries.append((f"parallelism.zero = {p.zero + 1}", parallelism(zero=p.zero + 1), layout))
+    if w.grad_dtype == "fp32":
+        tries.append(('workload.grad_dtype = "bf16"', workload(grad_dtype="bf16"), layout))
+    if layout.micro_batch > 1:
+        half = layout.micro_batch // 2
+        smaller = replace(layout, micro_batch=half, micro_batches=layout.micro_batches * 2)
+        tries.append((f"workload.micro_batch = {half}", workload(micro_batch=half), smaller))
+    if not p.sequence_parallel and layout.tp > 1:
+        tries.append(("parallelism.sequence_parallel = true", parallelism(sequence_parallel=True), layout))
+    hints = []
+    for text, candidate, lay in tries:
+        need = memory_per_chip(candidate, lay).total
+        if need <= cap:
+            hints.append(f"{text} ({need / GB:.1f} GB)")
+    worst = memory_per_chip(s, layout)
+    hints.append(f"more tp or pp, or a chip with at least {worst.total / GB:.0f} GB")
+    return hints
 
 
 def memory_problems(s: Scenario, layout: ParallelLayout) -> list[Problem]:
-    """Does the job fit in the chip's memory? The message shows the figures and what would help."""
-    mem = memory_per_chip(s, layout)
+    """Does the job fit in the chip's memory? The message shows the worst stage's figures and what would help."""
+    stages = memory_per_stage(s, layout)
+    mem = max(stages, key=lambda b: b.total)
     cap = s.cluster.chip_spec.memory_gb * GB
     if mem.total <= cap:
         return []
     gb = mem.as_gb()
-    hints = []
-    if s.workload.recompute != "full":
-        hints.append('workload.recompute = "full"')
-    if s.parallelism.zero < 1 and layout.dp > 1:
-        hints.append("parallelism.zero = 1")
-    if layout.micro_batch > 1:
-        hints.append("a smaller workload.micro_batch")
-    hints.append("more tp or pp")
+    where = f"stage {mem.stage} of {layout.pp}" if layout.pp > 1 else "every chip"
     return [
         Problem(
             "cluster.chip",
-            f"the job needs {gb['total']:.1f} GB per chip but {s.cluster.chip_name} has "
-            f"{s.cluster.chip_spec.memory_gb:g} GB (weights {gb['weights']:.1f} + gradients {gb['gradients']:.1f} + "
-            f"optimizer {gb['optimizer']:.1f} + activations {gb['activations']:.1f} + runtime {gb['overhead']:.1f} GB); "
-            f"try {', '.join(hints)}",
+            f"out of memory: the job needs {gb['total']:.1f} GB per chip on {where} but "
+            f"{s.cluster.chip_name} has {s.cluster.chip_spec.memory_gb:g} GB, {gb['total'] - cap / GB:.1f} GB over "
+            f"(weights {gb['weights']:.1f} + gradients {gb['gradients']:.1f} + optimizer {gb['optimizer']:.1f} + "
+            f"activations {gb['activations']:.1f} + runtime {gb['overhead']:.1f} GB); "
+            f"would fit with {'; or '.join(fit_hints(s, layout))}",
         )
     ]

@@ -1,10 +1,34 @@
 """The physics of one training step: compute, communication, pipeline, and four of the five factors.
 
-Times are for the most loaded pipeline stage (the one the step waits for). Per micro-batch the stage
-computes its layers forward and backward (and recomputes what the recompute choice says), and runs
-tensor-, context- and expert-parallel collectives that cannot overlap its compute. Per step it adds
-the pipeline bubble, the point-to-point activations, the exposed part of the data-parallel gradient
-and parameter collectives, the optimizer update, and the wait for the slowest chip.
+Per micro-batch and layer a chip runs its GEMMs (each timed by its shape, perf.gemm), the attention core
+(fused kernels skip the masked half of the causal square), and memory-bound kernels (norms, residuals,
+activation functions, FP8 casts) from the bytes they move at achieved HBM bandwidth; recomputation runs
+forward passes again. Collectives of the layer follow:
+
+- tensor parallel: with sequence parallelism an all-gather before and a reduce-scatter after each of the
+  attention and MLP blocks forward, the mirror image backward plus the all-gathers that rebuild the
+  sharded GEMM inputs for the weight gradients (10 per layer; 14 with full recompute); without it two
+  all-reduces forward and two backward. With `features.tp_overlap` they overlap the layer's GEMMs;
+- context parallel: ring attention, K and V blocks passed around the cp ranks while the attention of the
+  block in hand runs (causal load balancing gives every rank the same work per step); backward passes
+  K, V and their gradients;
+- expert parallel: dispatch and combine all-to-alls forward and backward.
+
+Stages hold unequal layers (uneven splits, the output layer on the last); the pipeline runs as
+perf.pipeline says: m·max(t) + (Σt − max t)/v. Point-to-point activations cross stages: the fill and
+drain sends are on the critical path; in the steady state of the interleaved schedule they overlap
+compute (Megatron-LM's overlap_p2p_comm), in plain 1F1B they do not. Data parallelism reduces
+gradients (reduce-scatter with a sharded optimizer, all-reduce without) under the last micro-batch's
+backward and gathers parameters under the first forward, bucket by bucket (the last bucket cannot
+hide); ZeRO-3 gathers the weights for every micro-batch's forward and backward and reduce-scatters
+every micro-batch's gradients. The optimizer update streams the owned parameters through HBM.
+
+An overlapped collective is not free: while it runs, it takes `comm_interference` of the compute it
+overlaps (communication kernels occupy compute cores and memory bandwidth), unless an async
+communication engine carries it.
+
+Synchronous training waits for the slowest chip: a straggler slows the stage it sits on (assumed the
+busiest), which paces the steady state: m · (its compute) · (1/speed − 1).
 
 Factor accounting (every factor is a ratio of times, so the product is exact):
 
@@ -22,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from math import ceil, floor
+from math import ceil
 
 from ..scenario.catalog import ChipSpec, ModelSpec, catalog
 from ..scenario.checks import ParallelLayout
@@ -31,7 +55,9 @@ from ..topology.index import GroupLinks
 from . import collectives as coll
 from .collectives import LinkRates, Split
 from .flops import TokenFlops, hardware_flops_per_token, model_flops_per_token
-from .memory import MemoryBreakdown, memory_per_chip, params_per_chip
+from .gemm import linear_times
+from .memory import GB, GRAD_BYTES, MemoryBreakdown, fit_hints, memory_per_stage, stage_params
+from .pipeline import bubble_time
 
 
 @dataclass(frozen=True)
@@ -39,28 +65,40 @@ class KernelModel:
     """Constants of the kernel model. They come from counting what kernels read and write, or are fitted
     to the calibration table; none is a vendor figure (those live in the catalog)."""
 
-    norm_bytes: float = 66.0
-    """Per token, layer and hidden element, forward + backward: layer norms, residual adds, dropout
-    (11 reads/writes of 2 bytes forward, twice that backward)."""
-    mlp_bytes: float = 12.0
-    """Per token, layer and MLP element, forward + backward: the activation function (read + write, 2 B)."""
-    gated_mlp_bytes: float = 18.0
-    """The same for a gated (SwiGLU) MLP: two inputs read, one output written."""
+    norm_bytes: float = 44.0
+    """Per token, layer and hidden element, forward + backward: two norms (read x, write y; backward read x
+    and dy, write dx: 10 B each) and two residual adds (6 B forward, 6 B backward each)."""
+    mlp_bytes: float = 10.0
+    """Per token, layer and MLP element, forward + backward: GELU (read + write; backward read x, dy, write dx)."""
+    gated_mlp_bytes: float = 16.0
+    """The same for SwiGLU: two inputs read, one output written; backward reads three, writes two."""
     unfused_attention_bytes: float = 36.0
     """Per token, layer, head and key, forward + backward: the unfused score matrix written by QK^T, read and
-    written by scale-mask-softmax and dropout, read by AV (about 6 passes of 2 B forward, twice backward)."""
+    written by scale-mask-softmax, read by AV (about 6 passes of 2 B forward, twice backward)."""
+    unfused_head_dim_half: float = 64.0
+    """Unfused attention runs QK^T and AV as batched GEMMs one head wide: efficiency head_dim / (head_dim + this)
+    of the large-GEMM rate (an assumption; only the 2021 A100 calibration runs use unfused attention)."""
     logit_bytes: float = 16.0
     """Per token and vocabulary entry: FP32 logits written, read by the loss, gradient written and read."""
     fp8_cast_bytes: float = 6.0
-    """Per token and GEMM-input element, forward + backward: BF16 read + FP8 write of every GEMM input."""
-    small_gemm_n: float = 64.0
-    """GEMM efficiency falls as n / (n + this) with the smallest sharded dimension n (tile quantization)."""
-    optimizer_bytes_per_param: float = 30.0
-    """Adam step per owned parameter: FP32 master, two moments (read + write), FP32 gradient read, BF16 write."""
-    grad_reduce_bytes: float = 4.0
-    """Gradients are reduced in FP32 (Megatron-LM's main_grad)."""
+    """Per token and GEMM-input element, forward + backward: BF16 read + FP8 write of every GEMM input and of
+    every output gradient (with the transposes Hopper's FP8 GEMMs need)."""
+    attention_seq_half: float = 400.0
+    """Keys per query at which fused attention reaches half its long-sequence efficiency: FlashAttention-2
+    forward + backward and FlashAttention-3 forward on H100, causal, head dimension 128, reach 81-85 % of their
+    16K-token throughput at 2K tokens and 47-50 % at 512 (Dao-AILab/flash-attention benchmark figures)."""
+    optimizer_bytes_per_param: float = 26.0
+    """Adam step per owned parameter besides the gradient read: FP32 master and two moments read and written,
+    BF16 weight written."""
     param_gather_bytes: float = 2.0
-    """The distributed optimizer gathers BF16 parameters."""
+    """The distributed optimizer and FSDP gather BF16 parameters."""
+    dp_bucket_params: float = 40e6
+    """Gradient bucket: Megatron-LM's default max(40M, 1M x data-parallel size) parameters; the last bucket's
+    reduction cannot overlap. ZeRO-3 gathers and reduces per layer instead."""
+    tp_overlap_splits: int = 4
+    """Chunks an overlapped tensor-parallel collective is pipelined in; one chunk stays exposed (Transformer
+    Engine's default num_splits = 4: "a 1x ReduceScatter chunk remains exposed", Megatron-Bridge performance
+    guide)."""
     comm_interference: float = 0.15
     """Share of compute lost while a collective overlaps it on the same chip (communication kernels occupy
     compute cores). A dedicated async communication engine removes it."""
@@ -126,7 +164,8 @@ class StepLinks:
 
 @dataclass(frozen=True)
 class StepEstimate:
-    """The result of the step model for one scenario."""
+    """The result of the step model for one scenario. The step is timed as if memory were unlimited;
+    `fits` says whether it is not."""
 
     layout: ParallelLayout
     chips: int
@@ -137,12 +176,25 @@ class StepEstimate:
     hardware_flops_per_token: float
     breakdown: StepBreakdown
     factors: Factors
-    memory: MemoryBreakdown
+    memory: MemoryBreakdown  # the stage that needs the most
+    memory_capacity: float = math.inf  # bytes per chip
+    stage_memory: tuple[MemoryBreakdown, ...] = ()
+    critical_stage: int = 0  # the stage that paces the pipeline
     notes: tuple[str, ...] = field(default_factory=tuple)
+    fit_hints: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:
         return not math.isfinite(self.step_time_s)
+
+    @property
+    def fits(self) -> bool:
+        return self.memory.total <= self.memory_capacity
+
+    @property
+    def memory_over(self) -> float:
+        """Bytes per chip beyond the chip's memory on the worst stage (0 when the job fits)."""
+        return max(0.0, self.memory.total - self.memory_capacity)
 
     @property
     def tokens_per_s(self) -> float:
@@ -180,12 +232,19 @@ class StepEstimate:
             "hfu": self.hfu,
             "tflops_per_chip": self.tflops_per_chip,
             "hw_tflops_per_chip": self.hw_tflops_per_chip,
-            "memory_gb_per_chip": self.memory.total / 1e9,
+            "fits": self.fits,
+            "memory_gb_per_chip": self.memory.total / GB,
+            "memory_capacity_gb": num(self.memory_capacity / GB),
+            "memory_over_gb": self.memory_over / GB,
+            "memory_worst_stage": self.memory.stage,
             "memory_gb": self.memory.as_gb(),
+            "memory_gb_per_stage": [round(m.total / GB, 3) for m in self.stage_memory],
+            "fit_hints": list(self.fit_hints),
             "chips": self.chips,
             "peak_pflops": self.peak_flops / 1e15,
             "delivered_pflops": self.delivered_flops / 1e15,
             "layout": asdict(self.layout),
+            "critical_stage": self.critical_stage,
             "factors": self.factors.as_dict(),
             "breakdown": {k: num(v) for k, v in asdict(self.breakdown).items()},
             "notes": list(self.notes),
@@ -196,14 +255,18 @@ class StepEstimate:
 
 
 @dataclass(frozen=True)
-class _Compute:
-    layer: float  # one layer, one micro-batch, forward + backward (+ recompute), seconds
-    logits: float  # output layer and loss, one micro-batch
-    attention: float  # the attention-core share of `layer` (overlap window for context parallelism)
+class LayerCompute:
+    """Chip-alone seconds of one layer and one micro-batch, recomputation included."""
 
+    linear: float  # GEMMs
+    attention: float  # attention core
+    memory: float  # memory-bound kernels
+    attention_fwd: float  # one forward pass of the attention core
+    attention_bwd: float  # its backward pass
 
-def _size_factor(n: float) -> float:
-    return n / (n + KERNELS.small_gemm_n)
+    @property
+    def total(self) -> float:
+        return self.linear + self.attention + self.memory
 
 
 def _fp8_reference_speedup() -> float:
@@ -212,63 +275,82 @@ def _fp8_reference_speedup() -> float:
     return ref.fp8_peak_flops * ref.fp8_gemm_efficiency / (ref.bf16_peak_flops * ref.gemm_efficiency)
 
 
-def _compute_times(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec, native: bool) -> _Compute:
-    """Chip-alone times of one micro-batch. `native`: as if every op the job wants had a fast path."""
+def _gemm_rate(s: Scenario, chip: ChipSpec, native: bool) -> tuple[float, float]:
+    """(large-GEMM FLOP/s, bytes per input element) for the job's precision on this chip."""
+    bf16 = chip.bf16_peak_flops * chip.gemm_efficiency
+    if s.workload.precision == "fp8":
+        if chip.has_fp8:
+            return chip.fp8_peak_flops * chip.fp8_gemm_efficiency, 1.0
+        if native:
+            return bf16 * _fp8_reference_speedup(), 1.0
+    return bf16, 2.0
+
+
+def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec, native: bool) -> LayerCompute:
+    """Chip-alone times of one layer and micro-batch. `native`: as if every op the job wants had a fast path."""
     w = s.workload
-    tp = layout.tp
+    t = layout.tp
     tokens = layout.micro_batch * w.seq / layout.cp
-    f = TokenFlops.of(model, w.seq)
-    full = w.recompute == "full"
-    bf16 = chip.bf16_peak_flops
+    h, kv, f = model.hidden, model.kv_dim, model.ffn
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    rate, in_bytes = _gemm_rate(s, chip, native)
+    sms = chip.sm_count
 
-    # Linear layers: BF16 or FP8 GEMMs.
-    n_small = model.hidden / tp
+    def lin(m: float, n: float, k: float) -> tuple[float, float]:
+        return linear_times(m, n, k, rate, sms, hbm, in_bytes)
+
+    gemms = [lin(tokens, (h + 2 * kv) / t, h), lin(tokens, h, h / t)]
+    up = (2 if model.gated_mlp else 1) * f / t
     if model.is_moe:
-        n_small = min(n_small, tokens * model.top_k / model.experts * layout.ep)
-    size = _size_factor(n_small)
-    bf16_rate = bf16 * chip.gemm_efficiency * size
-    fp8 = w.precision == "fp8"
-    if fp8 and chip.has_fp8:
-        lin_rate = chip.fp8_peak_flops * chip.fp8_gemm_efficiency * size
-    elif fp8 and native:
-        lin_rate = bf16_rate * _fp8_reference_speedup()
+        local = max(1, model.experts // layout.ep)
+        per_expert = tokens * model.top_k / local
+        fc1, fc2 = lin(per_expert, up, h), lin(per_expert, h, f / t)
+        gemms += [(local * fc1[0], local * fc1[1]), (local * fc2[0], local * fc2[1]), lin(tokens, model.experts, h)]
     else:
-        lin_rate = bf16_rate
-    lin_passes = 4.0 if full else 3.0
-    t_lin = tokens * f.layer_linear / tp * lin_passes / lin_rate
+        gemms += [lin(tokens, up, h), lin(tokens, h, f / t)]
+    lin_fwd = sum(g[0] for g in gemms)
+    lin_bwd = sum(g[1] for g in gemms)
 
-    # Attention core: fused kernels skip the masked half of the causal square; unfused ones do not,
-    # and move the score matrix through memory.
-    flash = w.attention == "flash" and ("flash_attention" in chip.fast_paths or native)
-    attn_passes = 4.0 if w.recompute in ("full", "selective") else 3.0
-    head_dim = model.hidden / model.heads
+    # Attention core: fused kernels skip the masked half of the causal square and lose efficiency on short
+    # key blocks (with context parallelism each ring step sees seq/cp keys); unfused ones compute the whole
+    # square at GEMM efficiency and move the score matrix through memory.
+    flops = TokenFlops.of(model, w.seq).layer_attention * tokens / t  # one forward pass, full square
+    flash = w.attention != "unfused" and ("flash_attention" in chip.fast_paths or native)
+    attn_bytes = 0.0
     if flash:
-        t_attn = tokens * f.layer_attention / tp * 0.5 * attn_passes / (bf16 * chip.attention_efficiency)
-        attn_bytes = 0.0
+        keys = w.seq / layout.cp
+        rate = chip.attention_rate(w.attention) * keys / (keys + KERNELS.attention_seq_half)
+        attn_fwd = 0.5 * flops / rate
     else:
-        t_attn = tokens * f.layer_attention / tp * attn_passes / (bf16 * chip.gemm_efficiency * _size_factor(head_dim))
-        attn_bytes = KERNELS.unfused_attention_bytes * model.heads / tp * w.seq * attn_passes / 3.0
+        head_dim = h / model.heads
+        eff = chip.gemm_efficiency * head_dim / (head_dim + KERNELS.unfused_head_dim_half)
+        attn_fwd = flops / (chip.bf16_peak_flops * eff)
+        attn_bytes = KERNELS.unfused_attention_bytes * model.heads / t * w.seq / layout.cp
+    attn_bwd = 2.0 * attn_fwd
 
-    # Memory-bound kernels.
-    sp = s.parallelism.sequence_parallel or tp == 1
-    mlp_elems = model.ffn * model.top_k / tp
-    per_token = KERNELS.norm_bytes * model.hidden / (tp if sp else 1)
+    # Memory-bound kernels, forward + backward.
+    sp = s.parallelism.sequence_parallel or t == 1
+    mlp_elems = f * model.top_k / t
+    per_token = KERNELS.norm_bytes * h / (t if sp else 1)
     per_token += (KERNELS.gated_mlp_bytes if model.gated_mlp else KERNELS.mlp_bytes) * mlp_elems
-    if fp8:
-        per_token += KERNELS.fp8_cast_bytes * (3 * model.hidden / tp + mlp_elems)
-    per_token *= lin_passes / 3.0
-    t_mem = tokens * (per_token + attn_bytes) / hbm
+    if w.precision == "fp8":
+        per_token += KERNELS.fp8_cast_bytes * (3 * h / t + mlp_elems)
+    mem = tokens * (per_token + attn_bytes) / hbm
 
-    t_logits = tokens * (f.logits / tp * 3.0 / bf16_rate + KERNELS.logit_bytes * model.vocab / tp / hbm)
-    return _Compute(layer=t_lin + t_attn + t_mem, logits=t_logits, attention=t_attn)
+    if w.recompute == "full":
+        return LayerCompute(2 * lin_fwd + lin_bwd, 2 * attn_fwd + attn_bwd, mem * 4 / 3, attn_fwd, attn_bwd)
+    if w.recompute == "selective":
+        return LayerCompute(lin_fwd + lin_bwd, 2 * attn_fwd + attn_bwd, mem, attn_fwd, attn_bwd)
+    return LayerCompute(lin_fwd + lin_bwd, attn_fwd + attn_bwd, mem, attn_fwd, attn_bwd)
 
 
-def _stage_time(layer: float, logits: float, layers: int, pp: int) -> float:
-    """The most loaded stage: the first holds ceil(L/pp) layers, the last floor(L/pp) plus the output layer."""
-    if pp == 1:
-        return layers * layer + logits
-    return max(ceil(layers / pp) * layer, floor(layers / pp) * layer + logits)
+def logits_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec) -> float:
+    """The output layer and the loss of one micro-batch on the last stage (BF16 on every chip)."""
+    tokens = layout.micro_batch * s.workload.seq / layout.cp
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    bf16 = chip.bf16_peak_flops * chip.gemm_efficiency  # the output layer stays in BF16
+    fwd, bwd = linear_times(tokens, model.vocab / layout.tp, model.hidden, bf16, chip.sm_count, hbm, 2.0)
+    return fwd + bwd + tokens * KERNELS.logit_bytes * model.vocab / layout.tp / hbm
 
 
 # ------------------------------------------------------------------ step
@@ -285,6 +367,12 @@ def _exposed(comm: Split, window: float, stolen: float) -> Split:
     return coll.scale(comm, cost / total)
 
 
+def _tail_exposed(comm: Split, window: float, stolen: float, tail: float) -> Split:
+    """As `_exposed`, with a `tail` share of the collective that cannot overlap (the last bucket)."""
+    tail = min(1.0, tail)
+    return coll.add(coll.scale(comm, tail), _exposed(coll.scale(comm, 1.0 - tail), window, stolen))
+
+
 def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> StepEstimate:
     """Step time, breakdown and factors for a scenario with the given layout and topology links."""
     w, feats = s.workload, s.features
@@ -294,105 +382,147 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     notes: list[str] = []
 
     def rates(g: GroupLinks) -> LinkRates:
-        return LinkRates(g, link.efficiency, fabric.efficiency, link.latency_us * 1e-6, fabric.latency_us * 1e-6)
+        on = feats.in_network_reduction
+        return LinkRates(
+            g,
+            link.efficiency,
+            fabric.efficiency,
+            link.latency_us * 1e-6,
+            fabric.latency_us * 1e-6,
+            on and link.in_network_reduction,
+            on and fabric.in_network_reduction,
+            link.in_network_efficiency,
+            fabric.in_network_efficiency,
+        )
 
     m, v, pp, tp = layout.micro_batches, layout.interleave, layout.pp, layout.tp
     tokens = layout.micro_batch * w.seq / layout.cp
-    layers = model.layers
-    stage_layers = ceil(layers / pp)
     stolen = 0.0 if feats.async_comm_engine else KERNELS.comm_interference
     full = w.recompute == "full"
 
-    actual = _compute_times(s, layout, chip, model, native=False)
-    native = _compute_times(s, layout, chip, model, native=True)
-    mb_compute = _stage_time(actual.layer, actual.logits, layers, pp)
-    mb_native = _stage_time(native.layer, native.logits, layers, pp)
+    actual = layer_compute(s, layout, chip, model, native=False)
+    native = layer_compute(s, layout, chip, model, native=True)
+    logits = logits_compute(s, layout, chip, model)
     if w.precision == "fp8" and not chip.has_fp8:
         notes.append(f"{s.cluster.chip_name} has no FP8 path: FP8 GEMMs run in BF16 (generality < 1)")
-    if w.attention == "flash" and "flash_attention" not in chip.fast_paths:
+    if w.attention != "unfused" and "flash_attention" not in chip.fast_paths:
         notes.append(f"{s.cluster.chip_name} has no fused attention: the score matrix goes through memory")
+    if feats.in_network_reduction and not (link.in_network_reduction or fabric.in_network_reduction):
+        notes.append(f"neither {s.cluster.link_name} nor the fabric reduces in the network: the feature does nothing")
 
-    # Tensor parallel: 2 collectives per layer forward, 2 backward, 2 more for a full recompute.
-    # With sequence parallelism each is a reduce-scatter + all-gather (the same bytes as an all-reduce).
+    # Tensor parallel, per layer and micro-batch.
     act_bytes = tokens * model.hidden * 2.0
     tp_rates = rates(links.tp)
     if s.parallelism.sequence_parallel and tp > 1:
-        one = coll.add(coll.reduce_scatter(act_bytes, tp_rates), coll.all_gather(act_bytes, tp_rates))
+        tp_layer = coll.scale(coll.reduce_scatter(act_bytes, tp_rates), 14 if full else 10)
     else:
-        one = coll.all_reduce(act_bytes, tp_rates, feats.in_network_reduction)
-    tp_mb = coll.scale(one, (6 if full else 4) * stage_layers)
+        tp_layer = coll.scale(coll.all_reduce(act_bytes, tp_rates), 6 if full else 4)
+    if feats.tp_overlap:  # pipelined in chunks: the first (or last) chunk of each collective stays exposed
+        tp_layer = _tail_exposed(tp_layer, actual.linear, stolen, 1.0 / KERNELS.tp_overlap_splits)
 
-    # Context parallel: all-gather K and V forward, reduce-scatter their gradients backward; overlaps
-    # the attention core.
-    cp_mb = coll.ZERO
+    # Context parallel: ring attention. Each of the cp-1 steps passes a K/V block (forward; backward K, V and
+    # their gradients) while the attention of the block in hand runs.
+    cp_layer = coll.ZERO
     if layout.cp > 1:
-        kv = 2 * layout.micro_batch * w.seq * model.kv_dim * 2.0 / tp
-        per_layer = coll.scale(coll.all_gather(kv, rates(links.cp)), 3 if full else 2)
-        cp_mb = coll.scale(_exposed(per_layer, actual.attention, stolen), stage_layers)
+        kv_block = 2 * tokens * model.kv_dim * 2.0 / tp
+        ring_step = coll.p2p(kv_block, rates(links.cp))
+        fwd = _exposed(ring_step, actual.attention_fwd / layout.cp, stolen)
+        bwd = _exposed(coll.scale(ring_step, 2), actual.attention_bwd / layout.cp, stolen)
+        cp_layer = coll.scale(coll.add(coll.scale(fwd, 2 if full else 1), bwd), layout.cp - 1)
 
     # Expert parallel: dispatch and combine all-to-alls, forward and backward.
-    ep_mb = coll.ZERO
+    ep_layer = coll.ZERO
     if layout.ep > 1:
         routed = tokens / tp * model.top_k * model.hidden * 2.0
-        ep_mb = coll.scale(coll.all_to_all(routed, rates(links.ep)), (6 if full else 4) * stage_layers)
+        ep_layer = coll.scale(coll.all_to_all(routed, rates(links.ep)), 6 if full else 4)
 
-    mb_comm_inside = tp_mb[0] + cp_mb[0] + ep_mb[0]
-    mb_comm_across = tp_mb[1] + cp_mb[1] + ep_mb[1]
-    mb_time = mb_compute + mb_comm_inside + mb_comm_across
+    # Stages: per micro-batch time of each, the busiest paces the pipeline.
+    comm_layer = sum(tp_layer) + sum(cp_layer) + sum(ep_layer)
+    last = pp - 1
+    stage_times = [
+        n * (actual.total + comm_layer) + (logits if i == last else 0.0) for i, n in enumerate(layout.stage_layers)
+    ]
+    crit = max(range(pp), key=stage_times.__getitem__)
+    crit_layers = layout.stage_layers[crit]
+    mb_compute = crit_layers * actual.total + (logits if crit == last else 0.0)
+    mb_native = crit_layers * native.total + (logits if crit == last else 0.0)
+    bubble = bubble_time(stage_times, v)
 
-    # Pipeline: bubble of (pp-1)/v micro-batch times; activations cross each chunk boundary forward and back.
-    bubble = (pp - 1) / v * mb_time
+    # Pipeline point-to-point: activations cross each chunk boundary forward and back.
     pp_comm = coll.ZERO
     if pp > 1:
         send = coll.p2p(act_bytes / tp, rates(links.pp))
-        pp_comm = coll.scale(send, 2 * (v * m + pp - 1))
+        fill = coll.scale(send, 2 * (pp - 1))
+        steady = coll.scale(send, 2 * v * m)
+        pp_comm = coll.add(fill, coll.scale(steady, stolen) if v > 1 else steady)
 
-    # Data parallel: gradients reduced after the last micro-batch's backward (overlapping it), parameters
-    # gathered under the next step's first forward.
-    params = params_per_chip(s, layout)
-    dp_rates = rates(links.dp)
-    backward_window = mb_compute * (0.75 if full else 2 / 3)
+    # Data parallel over dp × cp (experts over their own dp × cp / ep group).
+    params = stage_params(s, layout, crit)
+    dp_links = links.dp
+    if layout.cp > 1:
+        dp_links = dp_links.resized(layout.dp * layout.cp, dp_links.n_nodes * links.cp.n_nodes)
+    dp_rates = rates(dp_links)
+    grad_bytes = GRAD_BYTES[w.grad_dtype]
+    backward_window = mb_compute * (0.6 if full else 2 / 3)
     forward_window = mb_compute - backward_window
     zero = s.parallelism.zero
-    grads = params * KERNELS.grad_reduce_bytes
-    if zero >= 1:
-        dp = coll.add(
-            _exposed(coll.reduce_scatter(grads, dp_rates), backward_window, stolen),
-            _exposed(coll.all_gather(params * KERNELS.param_gather_bytes, dp_rates), forward_window, stolen),
+    owned = params.total
+    dp_total = params.total
+    # Collectives run per gradient bucket (per layer with ZeRO-3): the bandwidth of one, the latency of each;
+    # the last bucket cannot hide under the backward.
+    bucket = max(KERNELS.dp_bucket_params, 1e6 * layout.dp * layout.cp)
+    buckets = max(1, crit_layers) if zero >= 3 else max(1, ceil(dp_total / bucket))
+    tail = 1.0 / buckets
+    gather = coll.in_pieces(coll.all_gather, dp_total * KERNELS.param_gather_bytes, dp_rates, buckets)
+    reduce = coll.in_pieces(coll.reduce_scatter, dp_total * grad_bytes, dp_rates, buckets)
+    if zero == 0:
+        all_reduce = coll.in_pieces(coll.all_reduce, dp_total * grad_bytes, dp_rates, buckets)
+        dp = _tail_exposed(all_reduce, backward_window, stolen, tail)
+    elif zero <= 2:
+        if zero == 1:
+            dp = _tail_exposed(reduce, backward_window, stolen, tail)
+        else:  # gradients leave every micro-batch's backward
+            dp = coll.scale(_tail_exposed(reduce, backward_window, stolen, tail), m)
+        dp = coll.add(dp, _exposed(gather, forward_window, stolen))
+    else:  # ZeRO-3 / FSDP: gather for every forward and backward, reduce every backward
+        per_mb = coll.add(
+            _exposed(gather, forward_window, stolen),
+            _tail_exposed(coll.add(gather, reduce), backward_window, stolen, tail),
         )
-    else:
-        dp = _exposed(coll.all_reduce(grads, dp_rates, feats.in_network_reduction), backward_window, stolen)
+        dp = coll.scale(per_mb, m)
+    if zero >= 1:
+        owned = params.dense / (layout.dp * layout.cp) + params.experts / max(1, layout.dp * layout.cp // layout.ep)
 
     # Optimizer update: memory-bound over the parameters this chip owns.
-    owned = params / (layout.dp * layout.cp if zero >= 1 else 1)
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
-    optimizer = owned * KERNELS.optimizer_bytes_per_param / hbm
+    optimizer = owned * (KERNELS.optimizer_bytes_per_param + grad_bytes) / hbm
 
-    # Synchronous training waits for the slowest chip.
+    # Synchronous training waits for the slowest chip, on the busiest stage.
     speed = links.slowest_speed
-    path = m + (pp - 1) / v
-    straggler = path * mb_compute * (1.0 / speed - 1.0) if speed > 0 else math.inf
+    straggler = m * mb_compute * (1.0 / speed - 1.0) if speed > 0 else math.inf
 
+    inside_mb = crit_layers * (tp_layer[0] + cp_layer[0] + ep_layer[0])
+    across_mb = crit_layers * (tp_layer[1] + cp_layer[1] + ep_layer[1])
     compute = m * mb_compute + optimizer
     compute_native = m * mb_native + optimizer
-    inside = m * mb_comm_inside + pp_comm[0] + dp[0]
-    across = m * mb_comm_across + pp_comm[1] + dp[1]
+    inside = m * inside_mb + pp_comm[0] + dp[0]
+    across = m * across_mb + pp_comm[1] + dp[1]
     step = compute + inside + across + bubble + straggler
 
     breakdown = StepBreakdown(
         compute_s=m * mb_compute,
         optimizer_s=optimizer,
-        tp_s=m * (tp_mb[0] + tp_mb[1]),
+        tp_s=m * crit_layers * (tp_layer[0] + tp_layer[1]),
         pp_s=pp_comm[0] + pp_comm[1],
         dp_s=dp[0] + dp[1],
-        ep_s=m * (ep_mb[0] + ep_mb[1]),
-        cp_s=m * (cp_mb[0] + cp_mb[1]),
+        ep_s=m * crit_layers * (ep_layer[0] + ep_layer[1]),
+        cp_s=m * crit_layers * (cp_layer[0] + cp_layer[1]),
         bubble_s=bubble,
         straggler_s=straggler,
     )
 
-    mflops = model_flops_per_token(model, w.seq)
-    hflops = hardware_flops_per_token(model, w.seq, w.recompute)
+    mflops = model_flops_per_token(model, w.seq, w.attention_flops)
+    hflops = hardware_flops_per_token(model, w.seq, w.recompute, w.attention_flops)
     tokens_step = layout.dp * layout.micro_batch * m * w.seq
     ideal = tokens_step * mflops / layout.chips / chip.bf16_peak_flops
     node_time = compute + inside
@@ -404,6 +534,12 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     )
     if not math.isfinite(step):
         notes.append("a chip of the job has no working path to its peers: the job cannot run")
+    stages = memory_per_stage(s, layout)
+    worst = max(stages, key=lambda b: b.total)
+    capacity = chip.memory_gb * GB
+    hints: tuple[str, ...] = ()
+    if worst.total > capacity:
+        hints = tuple(fit_hints(s, layout))
     return StepEstimate(
         layout=layout,
         chips=layout.chips,
@@ -414,6 +550,10 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         hardware_flops_per_token=hflops,
         breakdown=breakdown,
         factors=factors,
-        memory=memory_per_chip(s, layout),
+        memory=worst,
+        memory_capacity=capacity,
+        stage_memory=stages,
+        critical_stage=crit,
         notes=tuple(notes),
+        fit_hints=hints,
     )

@@ -36,8 +36,16 @@ class ChipSpec(_Spec):
     )
     gemm_efficiency: float = Field(0.6, gt=0, le=1, description="achieved share of BF16 peak on large GEMMs")
     fp8_gemm_efficiency: float = Field(0.0, ge=0, le=1, description="achieved share of FP8 peak on large GEMMs")
-    attention_efficiency: float = Field(0.4, gt=0, le=1, description="fused attention kernels, share of BF16 peak")
+    attention_efficiency: float = Field(
+        0.4, gt=0, le=1, description="the best fused attention kernels on long sequences, share of BF16 peak"
+    )
+    flash2_attention_efficiency: float | None = Field(
+        None, gt=0, le=1, description="FlashAttention-2-class kernels, share of BF16 peak (default: as the best)"
+    )
     hbm_efficiency: float = Field(0.8, gt=0, le=1, description="achieved share of memory bandwidth")
+    sm_count: PositiveInt = Field(
+        132, description="streaming multiprocessors (compute units) GEMM tiles spread over; default H100's 132"
+    )
     source: str = ""
     efficiency_source: str = ""
     assumptions: str = ""
@@ -57,6 +65,13 @@ class ChipSpec(_Spec):
         assert self.fp8_tflops is not None
         return self.fp8_tflops * 1e12 / 2
 
+    def attention_rate(self, kernel: str) -> float:
+        """Achieved FLOP/s of fused attention on long sequences (model FLOPs: backward = 2 x forward)."""
+        eff = self.attention_efficiency
+        if kernel == "flash2" and self.flash2_attention_efficiency is not None:
+            eff = self.flash2_attention_efficiency
+        return self.bf16_peak_flops * eff
+
     @property
     def has_fp8(self) -> bool:
         return self.fp8_tflops is not None and "fp8" in self.fast_paths
@@ -73,6 +88,10 @@ class ScaleUpSpec(_Spec):
     domain: PositiveInt = Field(8, le=1_000_000, description="chips in one scale-up domain")
     efficiency: float = Field(0.8, gt=0, le=1, description="achieved bus bandwidth / link bandwidth")
     latency_us: float = Field(1.5, ge=0, description="latency per collective algorithm step, µs")
+    in_network_reduction: bool = Field(False, description="the switch (or memory) reduces and multicasts")
+    in_network_efficiency: float = Field(
+        0.6, gt=0, le=1, description="achieved in-network all-reduce bandwidth (bytes each rank sends) / link"
+    )
     source: str = ""
 
 
@@ -83,6 +102,10 @@ class FabricSpec(_Spec):
     switch_radix: PositiveInt = Field(ge=4, le=4096, description="ports per switch at port speed")
     efficiency: float = Field(0.85, gt=0, le=1, description="achieved bus bandwidth / NIC bandwidth")
     latency_us: float = Field(5.0, ge=0, description="latency per collective algorithm step across servers, µs")
+    in_network_reduction: bool = Field(False, description="the switches reduce (SHARP) and multicast")
+    in_network_efficiency: float = Field(
+        0.6, gt=0, le=1, description="achieved in-network all-reduce bandwidth (bytes each rank sends) / NIC"
+    )
     source: str = ""
 
 

@@ -6,10 +6,10 @@ Memory per chip is physics and is checked in perf.memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .errors import Problem
-from .models import Scenario
+from .errors import Problem, show
+from .models import PARAMS_TOLERANCE, Scenario
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class ParallelLayout:
     interleave: int
     micro_batch: int
     micro_batches: int  # per pipeline per step (gradient-accumulation steps)
+    stage_layers: tuple[int, ...] = ()  # layers per pipeline stage, first to last (pp entries)
 
     @property
     def chips(self) -> int:
@@ -31,9 +32,36 @@ class ParallelLayout:
 
     def with_dp(self, dp: int) -> ParallelLayout:
         """The same layout with fewer (or more) replicas, each keeping its micro-batches."""
-        return ParallelLayout(
-            self.tp, self.cp, self.pp, dp, self.ep, self.interleave, self.micro_batch, self.micro_batches
-        )
+        return replace(self, dp=dp)
+
+
+def split_layers(layers: int, pp: int, first: int | None = None, last: int | None = None) -> tuple[int, ...]:
+    """Layers per stage: `first` and `last` where given, the other stages as evenly as possible, the earlier
+    stages taking the extra layers. The result may hold zeros or negatives; `stage_problems` refuses those."""
+    fixed = {}
+    if first is not None:
+        fixed[0] = first
+    if last is not None and pp > 1:
+        fixed[pp - 1] = last
+    free = [i for i in range(pp) if i not in fixed]
+    rest = layers - sum(fixed.values())
+    out = [0] * pp
+    for i, n in fixed.items():
+        out[i] = n
+    if free:
+        base, extra = divmod(rest, len(free))
+        for j, i in enumerate(free):
+            out[i] = base + (1 if j < extra else 0)
+    return tuple(out)
+
+
+def stage_layers_of(s: Scenario) -> tuple[int, ...]:
+    """The layers of each pipeline stage of a scenario (its explicit list, or the split its keys describe)."""
+    p = s.parallelism
+    layers = s.workload.model_spec().layers
+    if p.stage_layers is not None:
+        return tuple(p.stage_layers)
+    return split_layers(layers, p.pp, p.first_stage_layers, p.last_stage_layers)
 
 
 def _dp_for(s: Scenario) -> int | None:
@@ -58,13 +86,88 @@ def resolve_layout(s: Scenario) -> ParallelLayout:
         interleave=p.interleave,
         micro_batch=w.micro_batch,
         micro_batches=max(1, w.global_batch // (dp * w.micro_batch)),
+        stage_layers=stage_layers_of(s),
     )
+
+
+def workload_problems(s: Scenario) -> list[Problem]:
+    """A published size (workload.params_b) that the shape does not have."""
+    w = s.workload
+    if w.params_b is None:
+        return []
+    model = w.model_spec()
+    counted = model.total_params() / 1e9
+    if abs(counted / w.params_b - 1.0) <= PARAMS_TOLERANCE:
+        return []
+    given = [f"workload.{k} = {show(v)}" for k, v in w.shape_overrides() if k != "params_b"]
+    origin = f'workload.model = "{w.model}"' if w.model else "the custom-model defaults"
+    keys = f"{', '.join(given)}, the rest from {origin}" if given else origin
+    return [
+        Problem(
+            "workload.params_b",
+            f"{w.params_b:g} B parameters given, but the shape ({keys}) has {counted:.1f} B; they differ by "
+            f"{abs(counted / w.params_b - 1.0):.0%}, more than {PARAMS_TOLERANCE:.0%}: fix the shape "
+            f"(kv_heads, ffn_hidden, gated_mlp, vocab, tied_embeddings) or params_b",
+        )
+    ]
+
+
+def stage_problems(s: Scenario) -> list[Problem]:
+    """Pipeline stages that hold no layer, more layers than the model has, or fewer than their chunks."""
+    p = s.parallelism
+    layers = s.workload.model_spec().layers
+    out: list[Problem] = []
+    if p.stage_layers is not None:
+        if p.first_stage_layers is not None or p.last_stage_layers is not None:
+            out.append(
+                Problem(
+                    "parallelism.stage_layers",
+                    "give either stage_layers or first_stage_layers/last_stage_layers, not both",
+                )
+            )
+        if len(p.stage_layers) != p.pp:
+            return [
+                *out,
+                Problem("parallelism.stage_layers", f"{len(p.stage_layers)} entries for pp = {p.pp} stages"),
+            ]
+        if sum(p.stage_layers) != layers:
+            return [
+                *out,
+                Problem(
+                    "parallelism.stage_layers",
+                    f"the stages hold {sum(p.stage_layers)} layers but the model has {layers}",
+                ),
+            ]
+    elif p.first_stage_layers is not None or p.last_stage_layers is not None:
+        key = "parallelism.first_stage_layers" if p.first_stage_layers is not None else "parallelism.last_stage_layers"
+        if p.pp == 1:
+            return [Problem(key, "uneven stages need pipeline parallelism (pp > 1)")]
+        split = stage_layers_of(s)
+        if sum(split) != layers or min(split) < 1:
+            return [
+                Problem(
+                    key,
+                    f"first {p.first_stage_layers or 'even'} and last {p.last_stage_layers or 'even'} leave "
+                    f"{split} layers per stage for the model's {layers} layers on pp = {p.pp} stages; "
+                    f"every stage needs at least one layer",
+                )
+            ]
+    split = stage_layers_of(s)
+    if min(split) < p.interleave:
+        uneven = p.stage_layers is not None or p.first_stage_layers is not None or p.last_stage_layers is not None
+        detail = (
+            f"a stage holds only {min(split)} layers ({', '.join(map(str, split))}) for {p.interleave} chunks"
+            if uneven
+            else f"pp x interleave = {p.pp * p.interleave} chunks exceeds the model's {layers} layers"
+        )
+        out.append(Problem("parallelism.interleave", detail))
+    return out
 
 
 def layout_problems(s: Scenario) -> list[Problem]:
     """Everything that stops this parallel layout from running on this cluster with this model."""
     c, w, p = s.cluster, s.workload, s.parallelism
-    out: list[Problem] = []
+    out: list[Problem] = workload_problems(s)
     add = lambda path, msg: out.append(Problem(path, msg))  # noqa: E731
     model = w.model_spec()
     link = c.link_spec
@@ -140,11 +243,8 @@ def layout_problems(s: Scenario) -> list[Problem]:
 
     if p.pp > model.layers:
         add("parallelism.pp", f"{p.pp} stages for a model of {model.layers} layers")
-    elif p.pp * p.interleave > model.layers:
-        add(
-            "parallelism.interleave",
-            f"pp x interleave = {p.pp * p.interleave} chunks exceeds the model's {model.layers} layers",
-        )
+    else:
+        out += stage_problems(s)
     if p.interleave > 1 and p.pp == 1:
         add("parallelism.interleave", "interleaving needs pipeline parallelism (pp > 1)")
     if w.seq % p.cp:

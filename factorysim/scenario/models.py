@@ -181,20 +181,38 @@ _SHAPE_KEYS = (
     "gated_mlp", "tied_embeddings", "experts", "top_k",
 )  # fmt: skip
 
+DEFAULT_MODEL = "llama3-8b"
+"""The model a workload trains when it names none and gives no shape."""
+
+CUSTOM_MODEL_DEFAULTS: dict[str, Any] = {"vocab": 51200, "gated_mlp": False, "tied_embeddings": False}
+"""What a shape given without `model` assumes for the keys it leaves out (with kv_heads = heads, multi-head
+attention, and ffn_hidden = 4 x hidden): a GPT-style transformer with a plain GELU MLP, separate input and
+output embeddings, and GPT-2's vocabulary padded to 51,200 as Megatron-LM does."""
+
+PARAMS_TOLERANCE = 0.05
+"""How far a given workload.params_b may be from the count of the shape it comes with."""
+
 
 class WorkloadConfig(_Section):
     """The training job: the model (a catalog name, a shape, or a name with shape overrides) and its batch."""
 
-    model: ModelName | None = Field("llama3-8b", description="catalog model name; shape keys below override it")
-    params_b: PositiveFloat | None = Field(None, le=1e6, description="published size, billions (informational)")
+    model: ModelName | None = Field(
+        None,
+        description=f"catalog model name; shape keys below modify it. Without it, shape keys describe a custom "
+        f"model (kv_heads = heads, ffn_hidden = 4 x hidden, plain GELU MLP, untied embeddings, vocab 51200 "
+        f"unless given); with neither, the job trains {DEFAULT_MODEL}",
+    )
+    params_b: PositiveFloat | None = Field(
+        None, le=1e6, description="published size, billions; must agree with the shape's own count within 5 %"
+    )
     layers: PositiveInt | None = Field(None, le=10_000)
     hidden: PositiveInt | None = Field(None, le=1_000_000)
     heads: PositiveInt | None = Field(None, le=100_000)
-    kv_heads: PositiveInt | None = Field(None, le=100_000)
-    ffn_hidden: PositiveInt | None = Field(None, le=10_000_000)
+    kv_heads: PositiveInt | None = Field(None, le=100_000, description="key/value heads (grouped-query attention)")
+    ffn_hidden: PositiveInt | None = Field(None, le=10_000_000, description="MLP width (per expert)")
     vocab: PositiveInt | None = Field(None, le=100_000_000)
-    gated_mlp: bool | None = None
-    tied_embeddings: bool | None = None
+    gated_mlp: bool | None = Field(None, description="SwiGLU-style MLP with three weight matrices")
+    tied_embeddings: bool | None = Field(None, description="input embedding shares weights with the output layer")
     experts: PositiveInt | None = Field(None, le=100_000)
     top_k: PositiveInt | None = Field(None, le=100_000)
     seq_len: PositiveInt | None = Field(None, le=100_000_000, description="tokens per sequence (default: the model's)")
@@ -202,8 +220,20 @@ class WorkloadConfig(_Section):
     micro_batch: PositiveInt = Field(1, le=1_000_000, description="sequences per micro-batch")
     precision: Literal["bf16", "fp8"] = Field("bf16", description="GEMM precision")
     recompute: Literal["none", "selective", "full"] = Field("none", description="activation recomputation")
-    attention: Literal["flash", "unfused"] = Field(
-        "flash", description="fused (flash) attention kernels, or the unfused score matrix through memory"
+    attention: Literal["flash", "flash2", "unfused"] = Field(
+        "flash",
+        description="flash: the chip's best fused attention (FlashAttention-3 or cuDNN on Hopper); flash2: "
+        "FlashAttention-2-class kernels (PyTorch SDPA before FA3); unfused: the score matrix through memory",
+    )
+    grad_dtype: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="gradient buffer and data-parallel gradient reduction: fp32 (Megatron-LM's main_grad, "
+        "the default) or bf16",
+    )
+    attention_flops: Literal["full", "causal"] = Field(
+        "full",
+        description="how model FLOPs (MFU) count the attention core: the full s x s square (PaLM, Megatron-LM, "
+        "torchtitan) or its causal half (NeMo since 2025); changes what MFU reports, not the step time",
     )
     target_tokens: PositiveFloat | None = Field(None, le=1e18, description="tokens to train, for the ETA")
 
@@ -212,17 +242,27 @@ class WorkloadConfig(_Section):
         self.model_spec()  # a ValueError here names what is missing or inconsistent
         return self
 
+    def shape_overrides(self) -> tuple[tuple[str, Any], ...]:
+        """The shape keys this workload sets, in a fixed order."""
+        return tuple((k, getattr(self, k)) for k in _SHAPE_KEYS if getattr(self, k) is not None)
+
+    @property
+    def is_custom(self) -> bool:
+        """A shape given without a catalog model."""
+        return self.model is None and any(k != "params_b" for k, _ in self.shape_overrides())
+
     def model_spec(self) -> ModelSpec:
-        """The model's shape: the catalog entry with any shape keys given here laid over it."""
-        overrides = tuple((k, getattr(self, k)) for k in _SHAPE_KEYS if getattr(self, k) is not None)
-        return _model_spec(self.model, overrides)
+        """The model's shape: the catalog entry with any shape keys given here laid over it, or a custom shape
+        on the documented defaults (CUSTOM_MODEL_DEFAULTS), never on another model's fields."""
+        return _model_spec(self.model, self.shape_overrides())
 
     @property
     def model_name(self) -> str:
-        if self.model is None:
+        if self.is_custom:
             return "custom model"
-        shaped = any(getattr(self, k) is not None for k in _SHAPE_KEYS if k != "params_b")
-        return f"{self.model} (modified)" if shaped else self.model
+        shaped = any(k != "params_b" for k, _ in self.shape_overrides())
+        name = self.model or DEFAULT_MODEL
+        return f"{name} (modified)" if shaped else name
 
     @property
     def seq(self) -> int:
@@ -235,11 +275,16 @@ class WorkloadConfig(_Section):
 
 @lru_cache(maxsize=256)
 def _model_spec(name: str | None, overrides: tuple[tuple[str, Any], ...]) -> ModelSpec:
-    base: dict[str, Any] = {}
+    shape = {k: v for k, v in overrides if k != "params_b"}
+    if name is None and not shape:
+        name = DEFAULT_MODEL
     if name is not None:
-        base = catalog().models[name].model_dump(exclude_none=True)
-    if overrides:
-        base.pop("source", None)
+        base: dict[str, Any] = catalog().models[name].model_dump(exclude_none=True)
+        if shape:  # the published size and source describe the catalog model, not this one
+            base.pop("source", None)
+            base.pop("params_b", None)
+    else:
+        base = dict(CUSTOM_MODEL_DEFAULTS)
     base.update(dict(overrides))
     missing = [k for k in ("layers", "hidden", "heads") if k not in base]
     if missing:
@@ -265,15 +310,44 @@ class ParallelismConfig(_Section):
         True, description="shard norms/dropout over tp; all-reduce -> reduce-scatter + all-gather"
     )
     zero: int = Field(
-        1, ge=0, le=3, description="optimizer sharding stage: 0 none, 1 optimizer state, 2 +grads, 3 +params"
+        1,
+        ge=0,
+        le=3,
+        description="optimizer sharding over dp x cp: 0 none, 1 optimizer state (Megatron-LM's distributed "
+        "optimizer), 2 +gradients, 3 +weights (FSDP)",
+    )
+    first_stage_layers: PositiveInt | None = Field(
+        None,
+        description="layers on the first pipeline stage (default: an even split); the stages between the first "
+        "and the last share the remaining layers as evenly as possible",
+    )
+    last_stage_layers: PositiveInt | None = Field(
+        None, description="layers on the last pipeline stage, which also holds the output layer (default: even)"
+    )
+    stage_layers: list[PositiveInt] | None = Field(
+        None,
+        description="layers on each pipeline stage, first to last (pp entries summing to the model's layers); "
+        "replaces first_stage_layers and last_stage_layers",
     )
 
 
 class FeaturesConfig(_Section):
     """Hardware and software features that change the step physics."""
 
-    in_network_reduction: bool = Field(False, description="in-network / near-memory reduction for all-reduce")
-    async_comm_engine: bool = Field(False, description="communication on dedicated engines, not compute cores")
+    tp_overlap: bool = Field(
+        False,
+        description="overlap tensor-parallel reduce-scatter and all-gather with the GEMMs that produce and "
+        "consume them (Transformer Engine userbuffers, PyTorch async TP)",
+    )
+    in_network_reduction: bool = Field(
+        False,
+        description="reductions in the switch or near memory and all-gathers by multicast, on scale-up links "
+        "and fabrics that support them (catalog flag in_network_reduction)",
+    )
+    async_comm_engine: bool = Field(
+        False,
+        description="communication on dedicated engines: overlapped collectives no longer take compute cores",
+    )
 
 
 FaultKind = Literal["fail", "straggle", "degrade", "flap", "crash", "repair"]

@@ -1,0 +1,128 @@
+"""Each collective on hand-built link groups against its closed form, inside and across servers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from factorysim.perf import collectives as coll
+from factorysim.perf.collectives import IN_NETWORK_STEPS, LinkRates
+from factorysim.topology import GroupLinks
+
+UP, OUT = 400e9, 50e9  # bytes/s per direction: scale-up link, NIC
+A_UP, A_OUT = 2e-6, 5e-6  # latency per step
+S = 1e9  # bytes
+
+
+def group(n_nodes: int, n_local: int, up: float = UP, out: float = OUT) -> GroupLinks:
+    return GroupLinks(
+        size=n_nodes * n_local,
+        n_nodes=n_nodes,
+        n_local=n_local,
+        local_bw=up if n_local > 1 else math.inf,
+        out_bw=out if n_nodes > 1 else math.inf,
+        spans_leaf=n_nodes > 1,
+        spans_pod=False,
+    )
+
+
+def rates(g: GroupLinks, inr_up: bool = False, inr_out: bool = False) -> LinkRates:
+    # efficiencies 0.8 (scale-up) and 0.9 (fabric); in-network 0.6 and 0.7
+    return LinkRates(g, 0.8, 0.9, A_UP, A_OUT, inr_up, inr_out, 0.6, 0.7)
+
+
+def test_ring_all_reduce_inside_one_server():
+    inside, across = coll.all_reduce(S, rates(group(1, 8)))
+    assert inside == pytest.approx(2 * 7 / 8 * S / (0.8 * UP) + 2 * 7 * A_UP, rel=1e-12)
+    assert across == 0.0
+
+
+def test_hierarchical_all_reduce_splits_inside_and_across():
+    inside, across = coll.all_reduce(S, rates(group(16, 8)))
+    # reduce-scatter + all-gather inside the server, all-reduce of S/8 across 16 servers
+    assert inside == pytest.approx(2 * (7 / 8 * S / (0.8 * UP) + 7 * A_UP), rel=1e-12)
+    assert across == pytest.approx(2 * 15 / 16 * (S / 8) / (0.9 * OUT) + 2 * 15 * A_OUT, rel=1e-12)
+
+
+def test_all_reduce_across_servers_with_one_rank_each():
+    inside, across = coll.all_reduce(S, rates(group(32, 1)))
+    assert inside == 0.0
+    assert across == pytest.approx(2 * 31 / 32 * S / (0.9 * OUT) + 2 * 31 * A_OUT, rel=1e-12)
+
+
+@pytest.mark.parametrize("op", [coll.reduce_scatter, coll.all_gather])
+def test_reduce_scatter_and_all_gather_are_half_an_all_reduce(op):
+    inside, across = op(S, rates(group(4, 8)))
+    assert inside == pytest.approx(7 / 8 * S / (0.8 * UP) + 7 * A_UP, rel=1e-12)
+    assert across == pytest.approx(3 / 4 * (S / 8) / (0.9 * OUT) + 3 * A_OUT, rel=1e-12)
+
+
+def test_all_to_all_sends_the_local_share_over_scale_up_and_the_rest_over_the_nic():
+    inside, across = coll.all_to_all(S, rates(group(4, 8)))
+    n = 32
+    assert inside == pytest.approx(7 / n * S / (0.8 * UP) + 7 * A_UP, rel=1e-12)
+    assert across == pytest.approx(24 / n * S / (0.9 * OUT) + 3 * A_OUT, rel=1e-12)
+
+
+def test_point_to_point_uses_the_nic_when_the_group_spans_servers():
+    assert coll.p2p(S, rates(group(1, 8))) == pytest.approx((S / (0.8 * UP) + A_UP, 0.0))
+    assert coll.p2p(S, rates(group(8, 1))) == pytest.approx((0.0, S / (0.9 * OUT) + A_OUT))
+
+
+def test_a_group_of_one_moves_nothing_and_a_dead_link_never_finishes():
+    one = rates(group(1, 1))
+    for op in (coll.all_reduce, coll.reduce_scatter, coll.all_to_all, coll.p2p):
+        assert op(S, one) == (0.0, 0.0)
+    dead = rates(group(4, 1, out=0.0))
+    assert coll.all_reduce(S, dead)[1] == math.inf
+    assert coll.p2p(S, dead)[1] == math.inf
+
+
+# ---------------------------------------------------------------- in-network reduction
+
+
+def test_in_network_all_reduce_sends_each_byte_once_inside_and_across():
+    inside, _ = coll.all_reduce(S, rates(group(1, 8), inr_up=True))
+    assert inside == pytest.approx(S / (0.6 * UP) + IN_NETWORK_STEPS * A_UP, rel=1e-12)
+    _, across = coll.all_reduce(S, rates(group(16, 1), inr_out=True))
+    assert across == pytest.approx(S / (0.7 * OUT) + IN_NETWORK_STEPS * A_OUT, rel=1e-12)
+
+
+def test_the_seeds_claim_half_the_traffic_and_sixty_percent_less_latency_in_one_domain():
+    """An all-reduce in one 8-chip scale-up domain: bytes each chip sends and latency steps, ring vs in-network."""
+    n = 8
+    ring, inr = rates(group(1, n)), rates(group(1, n), inr_up=True)
+    # at equal link efficiency, traffic is the bandwidth term of a huge message
+    same = LinkRates(group(1, n), 1.0, 1.0, 0.0, 0.0, True, False, 1.0, 1.0)
+    big = 1e12
+    traffic = coll.all_reduce(big, same)[0] / coll.all_reduce(big, LinkRates(group(1, n), 1.0, 1.0, 0.0, 0.0))[0]
+    assert traffic == pytest.approx(n / (2 * (n - 1)))  # 57 %: about half the traffic
+    assert 0.4 <= 1 - traffic <= 0.6
+    tiny = 1.0  # a one-byte all-reduce is all latency
+    latency = coll.all_reduce(tiny, inr)[0] / coll.all_reduce(tiny, ring)[0]
+    assert latency == pytest.approx(IN_NETWORK_STEPS / (2 * (n - 1)), rel=1e-6)  # 43 %
+    assert 0.5 <= 1 - latency <= 0.7
+
+
+def test_in_network_reduce_scatter_gains_latency_never_bandwidth():
+    ring, inr = rates(group(1, 8)), rates(group(1, 8), inr_up=True)
+    big, small = 1e10, 1e3
+    assert coll.reduce_scatter(big, inr) == coll.reduce_scatter(big, ring)  # the ring is faster on bandwidth
+    assert coll.reduce_scatter(small, inr)[0] == pytest.approx(small / (0.6 * UP) + IN_NETWORK_STEPS * A_UP)
+    assert coll.reduce_scatter(small, inr)[0] < coll.reduce_scatter(small, ring)[0]
+
+
+def test_nvlink_sharp_reaches_the_bus_bandwidth_nccl_measures_on_8_h100():
+    """NCCL all-reduce bus bandwidth on 8 H100 (NVIDIA GTC24 S62129 slide 12; nccl-tests): rings ~370 GB/s,
+    NVLink SHARP ~480 GB/s. Bus bandwidth = 2(n-1)/n x size / time."""
+    from factorysim.scenario import catalog
+
+    link = catalog().links["NVLink4"]
+    g = group(1, 8, up=link.gb_s_per_dir * 1e9)
+    r = LinkRates(g, link.efficiency, 1.0, 0.0, 0.0, True, False, link.in_network_efficiency, 1.0)
+    size = 8e9
+    ring = LinkRates(g, link.efficiency, 1.0, 0.0, 0.0)
+    bus = 2 * 7 / 8 * size
+    assert bus / coll.all_reduce(size, ring)[0] / 1e9 == pytest.approx(370, rel=0.05)
+    assert bus / coll.all_reduce(size, r)[0] / 1e9 == pytest.approx(480, rel=0.05)
