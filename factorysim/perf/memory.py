@@ -119,14 +119,13 @@ def _embeddings(m: ModelSpec, layout: ParallelLayout, stage: int) -> int:
 
 def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout, recompute: str | None = None) -> float:
     """Bytes one layer keeps for the backward pass of one micro-batch, per chip."""
-    return _layer_activations(
-        s, s.workload.model_spec(), layout, s.workload.recompute if recompute is None else recompute
-    )
+    w = s.workload
+    return _layer_activations(s, w.model_spec(), layout, w.recompute if recompute is None else recompute, w.seq)
 
 
-def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recompute: str) -> float:
+def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recompute: str, seq: int) -> float:
     w, p = s.workload, s.parallelism
-    tokens = w.seq / layout.cp * layout.micro_batch
+    tokens = seq / layout.cp * layout.micro_batch
     t = layout.tp
     shard = t if (p.sequence_parallel or t == 1) else 1
     if recompute == "full":
@@ -141,19 +140,26 @@ def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recomp
     if w.attention != "unfused":
         sharded += 4.0 * m.heads
     elif recompute != "selective":
-        sharded += 2.0 * m.heads * w.seq / layout.cp
+        sharded += 2.0 * m.heads * seq / layout.cp
     sharded += k * ((4 if m.gated_mlp else 2) * f + gemm_in * f)
     return tokens * (replicated / shard + sharded / t)
 
 
 def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdown, ...]:
     """Memory per chip of every pipeline stage, first to last."""
+    return _memory_per_stage(s, layout, s.workload.model_spec(), s.workload.seq)
+
+
+def _total(b: MemoryBreakdown) -> float:
+    return b.total
+
+
+def _memory_per_stage(s: Scenario, layout: ParallelLayout, m: ModelSpec, seq: int) -> tuple[MemoryBreakdown, ...]:
     w, p = s.workload, s.parallelism
-    m = w.model_spec()
-    per_layer = _layer_activations(s, m, layout, w.recompute)
+    per_layer = _layer_activations(s, m, layout, w.recompute, seq)
     # with full recompute, one layer's full activations live while it is recomputed
-    working = _layer_activations(s, m, layout, "none") if w.recompute == "full" else 0.0
-    logits = LOGIT_BYTES * w.seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
+    working = _layer_activations(s, m, layout, "none", seq) if w.recompute == "full" else 0.0
+    logits = LOGIT_BYTES * seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
     dense_shard = layout.dp * layout.cp
     expert_shard = max(1, dense_shard // layout.ep)
     zero = p.zero
@@ -182,7 +188,7 @@ def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdo
 
 def memory_per_chip(s: Scenario, layout: ParallelLayout) -> MemoryBreakdown:
     """The stage that needs the most memory (the first such stage on a tie)."""
-    return max(memory_per_stage(s, layout), key=lambda b: b.total)
+    return max(memory_per_stage(s, layout), key=_total)
 
 
 # ------------------------------------------------------------------ does it fit?

@@ -50,13 +50,13 @@ from math import ceil
 
 from ..scenario.catalog import ChipSpec, ModelSpec, catalog
 from ..scenario.checks import ParallelLayout
-from ..scenario.models import Scenario
+from ..scenario.models import DEFAULT_SEQ_LEN, Scenario
 from ..topology.index import GroupLinks
 from . import collectives as coll
 from .collectives import LinkRates, Split
-from .flops import TokenFlops, hardware_flops_per_token, model_flops_per_token
+from .flops import hardware_flops_per_token, model_flops_per_token
 from .gemm import linear_times
-from .memory import GB, GRAD_BYTES, MemoryBreakdown, fit_hints, memory_per_stage, stage_params
+from .memory import GB, GRAD_BYTES, MemoryBreakdown, _memory_per_stage, _stage_params, _total, fit_hints
 from .pipeline import bubble_time
 
 
@@ -275,10 +275,10 @@ def _fp8_reference_speedup() -> float:
     return ref.fp8_peak_flops * ref.fp8_gemm_efficiency / (ref.bf16_peak_flops * ref.gemm_efficiency)
 
 
-def _gemm_rate(s: Scenario, chip: ChipSpec, native: bool) -> tuple[float, float]:
+def _gemm_rate(precision: str, chip: ChipSpec, native: bool) -> tuple[float, float]:
     """(large-GEMM FLOP/s, bytes per input element) for the job's precision on this chip."""
     bf16 = chip.bf16_peak_flops * chip.gemm_efficiency
-    if s.workload.precision == "fp8":
+    if precision == "fp8":
         if chip.has_fp8:
             return chip.fp8_peak_flops * chip.fp8_gemm_efficiency, 1.0
         if native:
@@ -286,14 +286,73 @@ def _gemm_rate(s: Scenario, chip: ChipSpec, native: bool) -> tuple[float, float]
     return bf16, 2.0
 
 
+@dataclass(frozen=True)
+class JobKernels:
+    """What one layout of a job runs per micro-batch on one chip, independent of the network: a layer as run,
+    the same layer as if every op had a fast path, and the output layer with the loss."""
+
+    actual: LayerCompute
+    native: LayerCompute
+    logits: float
+
+
+def _all_native(chip: ChipSpec, precision: str, attention: str) -> bool:
+    """Every op the job wants has a fast path on this chip (the native layer is the actual one)."""
+    return (precision != "fp8" or chip.has_fp8) and (attention == "unfused" or "flash_attention" in chip.fast_paths)
+
+
+_MEMO_SIZE = 4096
+_KERNEL_MEMO: dict[tuple, tuple[ChipSpec, ModelSpec, JobKernels]] = {}
+
+
+def job_kernels(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec, seq: int) -> JobKernels:
+    """The chip-alone kernel times of a job's layout, memoised: a search varies pp, dp and interleave far more
+    often than the shapes these depend on (the chip and model are held, so their ids stay theirs)."""
+    w = s.workload
+    sp = s.parallelism.sequence_parallel or layout.tp == 1
+    key = (id(chip), id(model), w.precision, w.attention, w.recompute, seq, layout.tp, layout.cp,
+           layout.micro_batch, layout.ep, sp)  # fmt: skip
+    hit = _KERNEL_MEMO.get(key)
+    if hit is not None and hit[0] is chip and hit[1] is model:
+        return hit[2]
+    args = (chip, model, w.precision, w.attention, w.recompute, seq, layout.tp, layout.cp, layout.micro_batch,
+            layout.ep, sp)  # fmt: skip
+    actual = _layer_compute(*args, native=False)
+    native = actual if _all_native(chip, w.precision, w.attention) else _layer_compute(*args, native=True)
+    logits = _logits_compute(chip, model, seq, layout.tp, layout.cp, layout.micro_batch)
+    kernels = JobKernels(actual, native, logits)
+    if len(_KERNEL_MEMO) >= _MEMO_SIZE:
+        _KERNEL_MEMO.clear()
+    _KERNEL_MEMO[key] = (chip, model, kernels)
+    return kernels
+
+
 def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec, native: bool) -> LayerCompute:
     """Chip-alone times of one layer and micro-batch. `native`: as if every op the job wants had a fast path."""
     w = s.workload
-    t = layout.tp
-    tokens = layout.micro_batch * w.seq / layout.cp
+    sp = s.parallelism.sequence_parallel or layout.tp == 1
+    return _layer_compute(chip, model, w.precision, w.attention, w.recompute, w.seq, layout.tp, layout.cp,
+                          layout.micro_batch, layout.ep, sp, native)  # fmt: skip
+
+
+def _layer_compute(
+    chip: ChipSpec,
+    model: ModelSpec,
+    precision: str,
+    attention: str,
+    recompute: str,
+    seq: int,
+    t: int,
+    cp: int,
+    micro_batch: int,
+    ep: int,
+    sp: bool,
+    native: bool,
+) -> LayerCompute:
+    tokens = micro_batch * seq / cp
     h, kv, f = model.hidden, model.kv_dim, model.ffn
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
-    rate, in_bytes = _gemm_rate(s, chip, native)
+    rate, in_bytes = _gemm_rate(precision, chip, native)
     sms = chip.sm_count
 
     def lin(m: float, n: float, k: float) -> tuple[float, float]:
@@ -302,7 +361,7 @@ def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mo
     gemms = [lin(tokens, (h + 2 * kv) / t, h), lin(tokens, h, h / t)]
     up = (2 if model.gated_mlp else 1) * f / t
     if model.is_moe:
-        local = max(1, model.experts // layout.ep)
+        local = max(1, model.experts // ep)
         per_expert = tokens * model.top_k / local
         fc1, fc2 = lin(per_expert, up, h), lin(per_expert, h, f / t)
         gemms += [(local * fc1[0], local * fc1[1]), (local * fc2[0], local * fc2[1]), lin(tokens, model.experts, h)]
@@ -314,43 +373,46 @@ def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mo
     # Attention core: fused kernels skip the masked half of the causal square and lose efficiency on short
     # key blocks (with context parallelism each ring step sees seq/cp keys); unfused ones compute the whole
     # square at GEMM efficiency and move the score matrix through memory.
-    flops = TokenFlops.of(model, w.seq).layer_attention * tokens / t  # one forward pass, full square
-    flash = w.attention != "unfused" and ("flash_attention" in chip.fast_paths or native)
+    flops = 4.0 * seq * h * tokens / t  # one forward pass, full square
+    flash = attention != "unfused" and ("flash_attention" in chip.fast_paths or native)
     attn_bytes = 0.0
     if flash:
-        keys = w.seq / layout.cp
-        rate = chip.attention_rate(w.attention) * keys / (keys + KERNELS.attention_seq_half)
+        keys = seq / cp
+        rate = chip.attention_rate(attention) * keys / (keys + KERNELS.attention_seq_half)
         attn_fwd = 0.5 * flops / rate
     else:
         head_dim = h / model.heads
         eff = chip.gemm_efficiency * head_dim / (head_dim + KERNELS.unfused_head_dim_half)
         attn_fwd = flops / (chip.bf16_peak_flops * eff)
-        attn_bytes = KERNELS.unfused_attention_bytes * model.heads / t * w.seq / layout.cp
+        attn_bytes = KERNELS.unfused_attention_bytes * model.heads / t * seq / cp
     attn_bwd = 2.0 * attn_fwd
 
     # Memory-bound kernels, forward + backward.
-    sp = s.parallelism.sequence_parallel or t == 1
     mlp_elems = f * model.top_k / t
     per_token = KERNELS.norm_bytes * h / (t if sp else 1)
     per_token += (KERNELS.gated_mlp_bytes if model.gated_mlp else KERNELS.mlp_bytes) * mlp_elems
-    if w.precision == "fp8":
+    if precision == "fp8":
         per_token += KERNELS.fp8_cast_bytes * (3 * h / t + mlp_elems)
     mem = tokens * (per_token + attn_bytes) / hbm
 
-    if w.recompute == "full":
+    if recompute == "full":
         return LayerCompute(2 * lin_fwd + lin_bwd, 2 * attn_fwd + attn_bwd, mem * 4 / 3, attn_fwd, attn_bwd)
-    if w.recompute == "selective":
+    if recompute == "selective":
         return LayerCompute(lin_fwd + lin_bwd, 2 * attn_fwd + attn_bwd, mem, attn_fwd, attn_bwd)
     return LayerCompute(lin_fwd + lin_bwd, attn_fwd + attn_bwd, mem, attn_fwd, attn_bwd)
 
 
 def logits_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec) -> float:
     """The output layer and the loss of one micro-batch on the last stage (BF16 on every chip)."""
-    tokens = layout.micro_batch * s.workload.seq / layout.cp
+    return _logits_compute(chip, model, s.workload.seq, layout.tp, layout.cp, layout.micro_batch)
+
+
+def _logits_compute(chip: ChipSpec, model: ModelSpec, seq: int, tp: int, cp: int, micro_batch: int) -> float:
+    tokens = micro_batch * seq / cp
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
     bf16 = chip.bf16_peak_flops * chip.gemm_efficiency  # the output layer stays in BF16
-    fwd, bwd = linear_times(tokens, model.vocab / layout.tp, model.hidden, bf16, chip.sm_count, hbm, 2.0)
-    return fwd + bwd + tokens * KERNELS.logit_bytes * model.vocab / layout.tp / hbm
+    fwd, bwd = linear_times(tokens, model.vocab / tp, model.hidden, bf16, chip.sm_count, hbm, 2.0)
+    return fwd + bwd + tokens * KERNELS.logit_bytes * model.vocab / tp / hbm
 
 
 # ------------------------------------------------------------------ step
@@ -376,9 +438,11 @@ def _tail_exposed(comm: Split, window: float, stolen: float, tail: float) -> Spl
 def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> StepEstimate:
     """Step time, breakdown and factors for a scenario with the given layout and topology links."""
     w, feats = s.workload, s.features
-    chip = s.cluster.chip_spec
+    cluster = s.cluster
+    chip = cluster.chip_spec
     model = w.model_spec()
-    link, fabric = s.cluster.link_spec, s.cluster.fabric.spec
+    seq = w.seq_len or model.seq_len or DEFAULT_SEQ_LEN
+    link, fabric = cluster.link_spec, cluster.fabric.spec
     notes: list[str] = []
 
     def rates(g: GroupLinks) -> LinkRates:
@@ -396,13 +460,12 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         )
 
     m, v, pp, tp = layout.micro_batches, layout.interleave, layout.pp, layout.tp
-    tokens = layout.micro_batch * w.seq / layout.cp
+    tokens = layout.micro_batch * seq / layout.cp
     stolen = 0.0 if feats.async_comm_engine else KERNELS.comm_interference
     full = w.recompute == "full"
 
-    actual = layer_compute(s, layout, chip, model, native=False)
-    native = layer_compute(s, layout, chip, model, native=True)
-    logits = logits_compute(s, layout, chip, model)
+    kernels = job_kernels(s, layout, chip, model, seq)
+    actual, native, logits = kernels.actual, kernels.native, kernels.logits
     if w.precision == "fp8" and not chip.has_fp8:
         notes.append(f"{s.cluster.chip_name} has no FP8 path: FP8 GEMMs run in BF16 (generality < 1)")
     if w.attention != "unfused" and "flash_attention" not in chip.fast_paths:
@@ -457,7 +520,7 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         pp_comm = coll.add(fill, coll.scale(steady, stolen) if v > 1 else steady)
 
     # Data parallel over dp × cp (experts over their own dp × cp / ep group).
-    params = stage_params(s, layout, crit)
+    params = _stage_params(model, layout, crit)
     dp_links = links.dp
     if layout.cp > 1:
         dp_links = dp_links.resized(layout.dp * layout.cp, dp_links.n_nodes * links.cp.n_nodes)
@@ -521,9 +584,9 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         straggler_s=straggler,
     )
 
-    mflops = model_flops_per_token(model, w.seq, w.attention_flops)
-    hflops = hardware_flops_per_token(model, w.seq, w.recompute, w.attention_flops)
-    tokens_step = layout.dp * layout.micro_batch * m * w.seq
+    mflops = model_flops_per_token(model, seq, w.attention_flops)
+    hflops = hardware_flops_per_token(model, seq, w.recompute, w.attention_flops)
+    tokens_step = layout.dp * layout.micro_batch * m * seq
     ideal = tokens_step * mflops / layout.chips / chip.bf16_peak_flops
     node_time = compute + inside
     factors = Factors(
@@ -534,8 +597,8 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     )
     if not math.isfinite(step):
         notes.append("a chip of the job has no working path to its peers: the job cannot run")
-    stages = memory_per_stage(s, layout)
-    worst = max(stages, key=lambda b: b.total)
+    stages = _memory_per_stage(s, layout, model, seq)
+    worst = max(stages, key=_total)
     capacity = chip.memory_gb * GB
     hints: tuple[str, ...] = ()
     if worst.total > capacity:

@@ -189,6 +189,9 @@ CUSTOM_MODEL_DEFAULTS: dict[str, Any] = {"vocab": 51200, "gated_mlp": False, "ti
 attention, and ffn_hidden = 4 x hidden): a GPT-style transformer with a plain GELU MLP, separate input and
 output embeddings, and GPT-2's vocabulary padded to 51,200 as Megatron-LM does."""
 
+DEFAULT_SEQ_LEN = 2048
+"""Tokens per sequence when neither the workload nor the model gives one."""
+
 PARAMS_TOLERANCE = 0.05
 """How far a given workload.params_b may be from the count of the shape it comes with."""
 
@@ -254,7 +257,8 @@ class WorkloadConfig(_Section):
     def model_spec(self) -> ModelSpec:
         """The model's shape: the catalog entry with any shape keys given here laid over it, or a custom shape
         on the documented defaults (CUSTOM_MODEL_DEFAULTS), never on another model's fields."""
-        return _model_spec(self.model, self.shape_overrides())
+        d = self.__dict__
+        return _model_spec_of(d["model"], tuple(d[k] for k in _SHAPE_KEYS))
 
     @property
     def model_name(self) -> str:
@@ -266,11 +270,17 @@ class WorkloadConfig(_Section):
 
     @property
     def seq(self) -> int:
-        return self.seq_len or self.model_spec().seq_len or 2048
+        return self.seq_len or self.model_spec().seq_len or DEFAULT_SEQ_LEN
 
     @property
     def tokens_per_step(self) -> int:
         return self.global_batch * self.seq
+
+
+@lru_cache(maxsize=1024)
+def _model_spec_of(name: str | None, values: tuple[Any, ...]) -> ModelSpec:
+    """Cached by the shape keys' values in _SHAPE_KEYS order (None where not given)."""
+    return _model_spec(name, tuple((k, v) for k, v in zip(_SHAPE_KEYS, values, strict=True) if v is not None))
 
 
 @lru_cache(maxsize=256)
