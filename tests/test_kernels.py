@@ -76,6 +76,20 @@ def test_a_layer_is_its_gemms_its_attention_and_its_memory_bound_kernels(recompu
     assert got.attention_fwd == pytest.approx(attn, rel=1e-12) and got.attention_bwd == pytest.approx(2 * attn)
 
 
+def test_pointwise_recompute_runs_the_norms_and_the_activation_function_forward_again():
+    s = scenario(*LLAMA70, "workload.recompute=pointwise")
+    chip = s.cluster.chip_spec
+    fwd, bwd, attn, mem = expected_layer(s, rate=chip.bf16_peak_flops * chip.gemm_efficiency, in_bytes=2.0)
+    got = layer_compute(s, resolve_layout(s), chip, s.workload.model_spec(), native=False)
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    again = 8192 * (8.0 * 8192 / 8 + 6.0 * 28672 / 8) / hbm  # two norms forward (sharded by SP), SwiGLU forward
+    assert got.linear == pytest.approx(fwd + bwd, rel=1e-12)  # no GEMM again
+    assert got.attention == pytest.approx(3 * attn, rel=1e-12)
+    assert got.memory == pytest.approx(mem + again, rel=1e-12)
+    e = estimate(s)
+    assert e.hfu == pytest.approx(e.mfu, rel=1e-12)
+
+
 def test_fp8_layers_run_gemms_at_the_fp8_rate_and_pay_for_the_casts():
     s = scenario(*LLAMA70, "workload.precision=fp8")
     chip = s.cluster.chip_spec
@@ -307,6 +321,7 @@ def test_out_of_memory_names_the_worst_stage_how_far_over_and_each_single_change
     assert p.message.startswith(f"out of memory: the job needs {need:.1f} GB per chip on every chip but ")
     assert f"has 80 GB, {need - 80:.1f} GB over" in p.message
     candidates = [
+        ('workload.recompute = "pointwise"', "workload.recompute=pointwise"),
         ('workload.recompute = "selective"', "workload.recompute=selective"),
         ('workload.recompute = "full"', "workload.recompute=full"),
         ("parallelism.zero = 1", "parallelism.zero=1"),
@@ -316,7 +331,7 @@ def test_out_of_memory_names_the_worst_stage_how_far_over_and_each_single_change
     ]
     expected = [f"{text} ({worst_gb(*OVER, change):.1f} GB)" for text, change in candidates]
     expected = [h for h in expected if float(h.split("(")[1].split(" GB")[0]) <= 80]
-    assert len(expected) == 6  # 0.6 GB over: every single change fits
+    assert len(expected) == 7  # 0.6 GB over: every single change fits
     hints = p.message.split("would fit with ")[1].split("; or ")
     assert hints == [*expected, f"more tp or pp, or a chip with at least {need:.0f} GB"]
     fits = scenario("workload.model=llama3-8b", "parallelism.tp=8", "parallelism.dp=auto")

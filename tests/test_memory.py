@@ -18,8 +18,8 @@ from factorysim.perf.memory import (
     memory_per_stage,
     stage_params,
 )
-from factorysim.perf.pipeline import in_flight
-from factorysim.scenario import resolve_layout
+from factorysim.perf.pipeline import chunk_layers, held_layers, in_flight
+from factorysim.scenario import ScenarioError, resolve_layout
 
 from .conftest import custom_scenario, scenario
 
@@ -233,3 +233,93 @@ def test_sharding_the_model_state_saves_what_torchtitan_measured_from_fsdp8_to_f
     large = scenario(*base, "cluster.nodes=16", "parallelism.dp=128", "workload.global_batch=256")
     saved = memory_per_chip(small, resolve_layout(small)).total - memory_per_chip(large, resolve_layout(large)).total
     assert saved / 2**30 == pytest.approx(82.4 - 67.0, rel=0.05)
+
+
+# ---------------------------------------------------------------- chunks of unequal layers (Llama 3's pipeline)
+
+
+META = ("workload.model=llama3-405b", "cluster.nodes=256", "parallelism.tp=8", "parallelism.pp=16",
+        "parallelism.interleave=8", "parallelism.first_stage_layers=7", "parallelism.last_stage_layers=7",
+        "parallelism.dp=auto", "workload.recompute=none")  # fmt: skip
+
+
+def test_a_stage_one_layer_short_gives_its_outer_chunk_the_embedding_or_the_output_layer_alone():
+    s = scenario(*META, "workload.global_batch=256")
+    lay = resolve_layout(s)
+    assert lay.chunk_layers[0] == (0, 1, 1, 1, 1, 1, 1, 1)  # the embedding alone in the first chunk
+    assert lay.chunk_layers[15] == (1, 1, 1, 1, 1, 1, 1, 0)  # the output layer and the loss alone in the last
+    assert set(lay.chunk_layers[1:15]) == {(1,) * 8}
+    assert chunk_layers((10, 9, 11), 4) == ((2, 2, 3, 3), (3, 2, 2, 2), (3, 3, 3, 2))
+
+
+def test_only_the_outer_stages_may_be_one_layer_short_of_their_chunks():
+    short_middle = ("workload.model=llama3-405b", "cluster.nodes=256", "parallelism.tp=8", "parallelism.pp=16",
+                    "parallelism.interleave=8", "parallelism.dp=auto", "workload.global_batch=256",
+                    "parallelism.stage_layers=[8, 7, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7]")  # fmt: skip
+    with pytest.raises(ScenarioError) as err:
+        scenario(*short_middle)
+    [problem] = err.value.problems
+    assert problem.path == "parallelism.interleave" and problem.message.startswith("stage 1 holds only 7 layers")
+    with pytest.raises(ScenarioError):
+        scenario(*META, "parallelism.first_stage_layers=6", "workload.global_batch=256")  # two empty chunks
+
+
+@pytest.mark.parametrize(
+    "stage,m,held",
+    [
+        # m = 16 = pp: warm-up 2(p - i - 1) + (v - 1)p >= m·v = 128 on stages 0 and 1, every forward runs first
+        (0, 16, 16 * 7),  # 16 micro-batches of the seven one-layer chunks (the embedding chunk holds none)
+        (1, 16, 16 * 8),
+        (15, 16, 16 * 7),  # warm-up 112 chunks: chunks 0-6, 16 each; then the empty chunk
+        # m = 32: stage 1 warms up 28 + 112 chunks and holds one more: 141 one-layer chunks
+        (1, 32, 141),
+        # stage 0: forwards 0-142 are chunk 0 (16, empty), chunks 1-7 (112), chunk 0 again (15, empty)
+        (0, 32, 112),
+        # the last stage: 112 after the warm-up; its backwards free the empty chunk 7 while the forwards of
+        # the second round start with chunk 0: one layer more at the 16th steady step
+        (15, 32, 113),
+    ],
+)
+def test_held_layers_of_llama3s_pipeline_follow_the_schedule_chunk_by_chunk(stage, m, held):
+    s = scenario(*META, f"workload.global_batch={16 * m}")
+    lay = resolve_layout(s)
+    assert lay.micro_batches == m
+    assert held_layers(stage, 16, m, lay.chunk_layers[stage]) == held
+    acts = memory_per_stage(s, lay)[stage].activations
+    logits = 4 * 8192 * 128256 / 8 if stage == 15 else 0.0
+    assert acts == pytest.approx(activation_bytes_per_layer(s, lay) * held + logits, rel=1e-12)
+
+
+def test_held_layers_of_equal_chunks_are_the_interleaved_warmup_plus_one():
+    for p, v, m in [(4, 2, 8), (8, 4, 16), (16, 8, 64)]:
+        for i in range(p):
+            expected = min(2 * (p - i - 1) + (v - 1) * p + 1, m * v) * 3  # three layers per chunk
+            assert held_layers(i, p, m, (3,) * v) == expected
+    assert held_layers(1, 4, 8, (5,)) == 3 * 5  # plain 1F1B: p - i micro-batches of the whole stage
+
+
+# ---------------------------------------------------------------- pointwise recompute
+
+
+def test_pointwise_recompute_keeps_norm_inputs_qkv_attention_output_and_the_activation_functions_inputs():
+    s = scenario(*LLAMA, "parallelism.tp=8", "parallelism.pp=4", "parallelism.dp=auto", "workload.recompute=pointwise")
+    lay = resolve_layout(s)
+    h, kv, f, a, t, tokens = 8192, 1024, 28672, 64, 8, 8192
+    # norm inputs 2h each; Q 2h, K and V 2kv each, attention output 2h, log-sum-exp 4a; SwiGLU gate and up 4f;
+    # not the norm outputs (the QKV and first MLP GEMMs' inputs, 2h each) nor the product (2f)
+    per_token = (4 * h + 2 * h + 4 * kv + 2 * h + 4 * a + 4 * f) / t
+    assert activation_bytes_per_layer(s, lay) == pytest.approx(tokens * per_token, rel=1e-12)
+    fp8 = scenario(*LLAMA, "parallelism.tp=8", "parallelism.pp=4", "parallelism.dp=auto",
+                   "workload.recompute=pointwise", "workload.precision=fp8")  # fmt: skip
+    assert activation_bytes_per_layer(fp8, lay) == activation_bytes_per_layer(s, lay)  # no FP8 copy kept
+
+
+def test_pointwise_recompute_is_offered_to_a_job_that_does_not_fit_without_recompute():
+    base = ("workload.model=llama3-70b", "parallelism.tp=8", "parallelism.pp=1", "parallelism.dp=auto",
+            "workload.global_batch=64", "workload.seq_len=4096")  # fmt: skip
+    s = scenario(*base, "workload.recompute=none")
+    lay = resolve_layout(s)
+    assert memory_per_chip(s, lay).total > 80 * GB
+    need = memory_per_chip(scenario(*base, "workload.recompute=pointwise"), lay).total
+    assert need <= 80 * GB
+    assert fit_hints(s, lay)[0] == f'workload.recompute = "pointwise" ({need / GB:.1f} GB)'

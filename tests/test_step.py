@@ -33,14 +33,14 @@ def with_speed(s, speed: float):
 # ---------------------------------------------------------------- FLOPs and utilisation
 
 
-@pytest.mark.parametrize("recompute", ["none", "selective", "full"])
+@pytest.mark.parametrize("recompute", ["none", "pointwise", "selective", "full"])
 def test_hfu_counts_what_each_recompute_mode_runs_again(recompute):
     s = custom_scenario(*GPT3, "cluster.nodes=16", "parallelism.tp=8", "parallelism.pp=2", "parallelism.dp=auto",
                         f"workload.recompute={recompute}", "workload.global_batch=64")  # fmt: skip
     e = estimate(s)
     L, h, sq, V = 96, 12288, 2048, 51200
     model = 72 * L * h * h + 12 * L * h * sq + 6 * V * h
-    extra = {"none": 0, "selective": 4 * L * h * sq, "full": 24 * L * h * h + 4 * L * h * sq}[recompute]
+    extra = {"none": 0, "pointwise": 0, "selective": 4 * L * h * sq, "full": 24 * L * h * h + 4 * L * h * sq}[recompute]
     assert e.hfu / e.mfu == pytest.approx((model + extra) / model, rel=1e-12)
 
 

@@ -87,6 +87,13 @@ class KernelModel:
     """Keys per query at which fused attention reaches half its long-sequence efficiency: FlashAttention-2
     forward + backward and FlashAttention-3 forward on H100, causal, head dimension 128, reach 81-85 % of their
     16K-token throughput at 2K tokens and 47-50 % at 512 (Dao-AILab/flash-attention benchmark figures)."""
+    norm_forward_bytes: float = 8.0
+    """Per token, layer and hidden element: the forward of the two norms (read x, write y), run again by pointwise
+    recompute (part of norm_bytes)."""
+    mlp_forward_bytes: float = 4.0
+    """The forward of GELU (read, write), run again by pointwise recompute (part of mlp_bytes)."""
+    gated_mlp_forward_bytes: float = 6.0
+    """The forward of SwiGLU (read gate and up, write their product), run again by pointwise recompute."""
     optimizer_bytes_per_param: float = 26.0
     """Adam step per owned parameter besides the gradient read: FP32 master and two moments read and written,
     BF16 weight written."""
@@ -393,6 +400,9 @@ def _layer_compute(
     per_token += (KERNELS.gated_mlp_bytes if model.gated_mlp else KERNELS.mlp_bytes) * mlp_elems
     if precision == "fp8":
         per_token += KERNELS.fp8_cast_bytes * (3 * h / t + mlp_elems)
+    if recompute == "pointwise":
+        per_token += KERNELS.norm_forward_bytes * h / (t if sp else 1)
+        per_token += (KERNELS.gated_mlp_forward_bytes if model.gated_mlp else KERNELS.mlp_forward_bytes) * mlp_elems
     mem = tokens * (per_token + attn_bytes) / hbm
 
     if recompute == "full":

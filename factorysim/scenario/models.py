@@ -222,7 +222,13 @@ class WorkloadConfig(_Section):
     global_batch: PositiveInt = Field(512, le=1_000_000_000, description="sequences per optimizer step")
     micro_batch: PositiveInt = Field(1, le=1_000_000, description="sequences per micro-batch")
     precision: Literal["bf16", "fp8"] = Field("bf16", description="GEMM precision")
-    recompute: Literal["none", "selective", "full"] = Field("none", description="activation recomputation")
+    recompute: Literal["none", "pointwise", "selective", "full"] = Field(
+        "none",
+        description="activation recomputation: none; pointwise (norm and activation-function outputs rebuilt in "
+        "the backward pass from their inputs, as torch.compile's min-cut partitioner does: less memory, no GEMM "
+        "again); selective (the attention core again, Megatron-LM); full (every layer's forward again from its "
+        "input)",
+    )
     attention: Literal["flash", "flash2", "unfused"] = Field(
         "flash",
         description="flash: the chip's best fused attention (FlashAttention-3 or cuDNN on Hopper); flash2: "
