@@ -247,6 +247,27 @@ def test_zero_three_gathers_and_reduces_layer_by_layer_every_micro_batch():
     assert e.breakdown.dp_s == pytest.approx(m * (fwd + bwd), rel=1e-12)
 
 
+def test_zero_two_gathers_before_each_forward_and_reduces_after_each_backward_layer_by_layer():
+    """PyTorch FSDP's SHARD_GRAD_OP: weights kept from a micro-batch's forward to its backward, not longer."""
+    s = scenario("parallelism.tp=1", "parallelism.dp=auto", "parallelism.zero=2", "workload.global_batch=256",
+                 "cluster.fabric.nic_gbps=25", "workload.grad_dtype=fp32")  # fmt: skip
+    e = estimate(s)
+    lay, links = links_of(s)
+    r = rates_of(s, links.dp)
+    params = stage_params(s, lay, 0).total
+    L, m = 32, lay.micro_batches
+    gather = L * sum(coll.all_gather(params * 2.0 / L, r))
+    reduce = L * sum(coll.reduce_scatter(params * 4.0 / L, r))
+    mb = e.breakdown.compute_s / m
+    st = KERNELS.comm_interference
+
+    def exposed(c, w):
+        return max(0.0, c - w) + st * min(c, w)
+
+    per_mb = exposed(gather, mb / 3) + reduce / L + exposed(reduce * (1 - 1 / L), mb * 2 / 3)
+    assert m > 1 and e.breakdown.dp_s == pytest.approx(m * per_mb, rel=1e-12)
+
+
 def test_generality_is_one_when_every_op_has_a_fast_path_whatever_stage_paces_the_pipeline():
     s = scenario("workload.model=llama3-70b", "cluster.nodes=32", "parallelism.tp=8", "parallelism.pp=4",
                  "parallelism.dp=auto", "workload.global_batch=64", "parallelism.stage_layers=[22, 22, 22, 14]")  # fmt: skip

@@ -109,6 +109,11 @@ class KernelModel:
     comm_interference: float = 0.15
     """Share of compute lost while a collective overlaps it on the same chip (communication kernels occupy
     compute cores). A dedicated async communication engine removes it."""
+    in_network_interference: float = 1 / 3
+    """Share of that loss an in-network (in-switch or near-memory) collective still costs: the switch or the
+    memory adds, so the chip moves each byte once, where a ring's reduction step reads its own chunk and the one
+    it received and writes their sum (three passes through memory and the compute cores doing the adding).
+    An assumption from counting those passes; no published measurement isolates it."""
 
 
 KERNELS = KernelModel()
@@ -439,6 +444,14 @@ def _exposed(comm: Split, window: float, stolen: float) -> Split:
     return coll.scale(comm, cost / total)
 
 
+def _in_network(r: LinkRates) -> bool:
+    """Every side of the group that carries data reduces in the network."""
+    g = r.group
+    inside = g.n_local <= 1 or r.up_in_network
+    across = g.n_nodes <= 1 or r.out_in_network
+    return inside and across and g.size > 1
+
+
 def _tail_exposed(comm: Split, window: float, stolen: float, tail: float) -> Split:
     """As `_exposed`, with a `tail` share of the collective that cannot overlap (the last bucket)."""
     tail = min(1.0, tail)
@@ -491,7 +504,8 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     else:
         tp_layer = coll.scale(coll.all_reduce(act_bytes, tp_rates), 6 if full else 4)
     if feats.tp_overlap:  # pipelined in chunks: the first (or last) chunk of each collective stays exposed
-        tp_layer = _tail_exposed(tp_layer, actual.linear, stolen, 1.0 / KERNELS.tp_overlap_splits)
+        tp_stolen = stolen * (KERNELS.in_network_interference if _in_network(tp_rates) else 1.0)
+        tp_layer = _tail_exposed(tp_layer, actual.linear, tp_stolen, 1.0 / KERNELS.tp_overlap_splits)
 
     # Context parallel: ring attention. Each of the cp-1 steps passes a K/V block (forward; backward K, V and
     # their gradients) while the attention of the block in hand runs.
@@ -544,23 +558,27 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     # Collectives run per gradient bucket (per layer with ZeRO-3): the bandwidth of one, the latency of each;
     # the last bucket cannot hide under the backward.
     bucket = max(KERNELS.dp_bucket_params, 1e6 * layout.dp * layout.cp)
-    buckets = max(1, crit_layers) if zero >= 3 else max(1, ceil(dp_total / bucket))
+    buckets = max(1, crit_layers) if zero >= 2 else max(1, ceil(dp_total / bucket))
     tail = 1.0 / buckets
+    dp_stolen = stolen * (KERNELS.in_network_interference if _in_network(dp_rates) else 1.0)
     gather = coll.in_pieces(coll.all_gather, dp_total * KERNELS.param_gather_bytes, dp_rates, buckets)
     reduce = coll.in_pieces(coll.reduce_scatter, dp_total * grad_bytes, dp_rates, buckets)
     if zero == 0:
         all_reduce = coll.in_pieces(coll.all_reduce, dp_total * grad_bytes, dp_rates, buckets)
-        dp = _tail_exposed(all_reduce, backward_window, stolen, tail)
-    elif zero <= 2:
-        if zero == 1:
-            dp = _tail_exposed(reduce, backward_window, stolen, tail)
-        else:  # gradients leave every micro-batch's backward
-            dp = coll.scale(_tail_exposed(reduce, backward_window, stolen, tail), m)
-        dp = coll.add(dp, _exposed(gather, forward_window, stolen))
-    else:  # ZeRO-3 / FSDP: gather for every forward and backward, reduce every backward
+        dp = _tail_exposed(all_reduce, backward_window, dp_stolen, tail)
+    elif zero == 1:
+        dp = coll.add(
+            _tail_exposed(reduce, backward_window, dp_stolen, tail), _exposed(gather, forward_window, dp_stolen)
+        )
+    elif zero == 2:  # FSDP SHARD_GRAD_OP: every micro-batch gathers before its forward and reduces after its backward
         per_mb = coll.add(
-            _exposed(gather, forward_window, stolen),
-            _tail_exposed(coll.add(gather, reduce), backward_window, stolen, tail),
+            _exposed(gather, forward_window, dp_stolen), _tail_exposed(reduce, backward_window, dp_stolen, tail)
+        )
+        dp = coll.scale(per_mb, m)
+    else:  # ZeRO-3 / FSDP FULL_SHARD: gather for every forward and backward, reduce every backward
+        per_mb = coll.add(
+            _exposed(gather, forward_window, dp_stolen),
+            _tail_exposed(coll.add(gather, reduce), backward_window, dp_stolen, tail),
         )
         dp = coll.scale(per_mb, m)
     if zero >= 1:
