@@ -323,3 +323,49 @@ def test_pointwise_recompute_is_offered_to_a_job_that_does_not_fit_without_recom
     need = memory_per_chip(scenario(*base, "workload.recompute=pointwise"), lay).total
     assert need <= 80 * GB
     assert fit_hints(s, lay)[0] == f'workload.recompute = "pointwise" ({need / GB:.1f} GB)'
+
+
+# ---------------------------------------------------------------- the layout a scenario that gives none gets
+
+
+def minimal(tmp_path, *overrides: str):
+    from factorysim.loading import load_scenario
+
+    path = tmp_path / "x.toml"
+    path.write_text('name = "x"\n')
+    return load_scenario(path, overrides, memory=False)  # as `estimate` loads: a job that does not fit is timed
+
+
+def test_the_minimal_scenario_gets_the_smallest_tp_that_fits_and_estimates_as_fitting(tmp_path):
+    s = minimal(tmp_path)
+    e = estimate(s)
+    assert (s.parallelism.tp, s.parallelism.pp, resolve_layout(s).dp) == (2, 1, 32)
+    assert e.fits and e.memory.total <= 80e9
+    from factorysim.loading import load_scenario
+
+    assert load_scenario(tmp_path / "x.toml").parallelism.tp == 2  # `run` and the sandbox accept it as it is
+    # the tp it skipped is the one that does not fit: Llama-3 8B at 8K tokens without recompute on one H100
+    tp1 = minimal(tmp_path, "parallelism.tp=1")
+    assert memory_per_chip(tp1, resolve_layout(tp1)).total > 80e9
+
+
+def test_the_default_layout_follows_the_chips_memory_and_the_model_the_scenario_names(tmp_path):
+    h200 = minimal(tmp_path, "cluster.chip=H200-SXM")  # 141 GB: the 8B fits without tensor parallelism
+    assert (h200.parallelism.tp, h200.parallelism.pp) == (1, 1)
+    big = minimal(tmp_path, "workload.model=llama3-70b")  # 70B on 64 H100: a server-wide tp and a pipeline
+    assert big.parallelism.tp == 8 and big.parallelism.pp == 2
+    assert estimate(big).fits
+    assert not estimate(minimal(tmp_path, "workload.model=llama3-70b", "parallelism.pp=1")).fits
+
+
+def test_a_scenario_that_gives_any_layout_key_keeps_its_layout_even_when_it_does_not_fit(tmp_path):
+    s = minimal(tmp_path, "parallelism.tp=1")
+    assert (s.parallelism.tp, s.parallelism.pp) == (1, 1)
+    assert not estimate(s).fits
+    dp = minimal(tmp_path, "parallelism.dp=64")
+    assert dp.parallelism.tp == 1 and not estimate(dp).fits
+
+
+def test_other_parallelism_keys_shape_the_chosen_layout(tmp_path):
+    s = minimal(tmp_path, "parallelism.zero=3")  # weights, gradients and optimizer sharded: tp 1 fits
+    assert s.parallelism.tp == 1 and estimate(s).fits

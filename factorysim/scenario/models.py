@@ -312,10 +312,20 @@ def _model_spec(name: str | None, overrides: tuple[tuple[str, Any], ...]) -> Mod
 
 
 class ParallelismConfig(_Section):
-    """How the job is split over chips. Ranks are laid out tp (innermost), cp, dp, pp (outermost)."""
+    """How the job is split over chips. Ranks are laid out tp (innermost), cp, dp, pp (outermost). A scenario
+    that gives none of tp, pp, cp and dp gets a layout chosen by rule when it is loaded: the smallest tp (1, 2,
+    4, ... up to a server's chips, dividing the heads and the MLP width) with which the job fits in memory
+    without a pipeline, else a server-wide tp and the fewest pipeline stages that fit; dp fills the cluster."""
 
-    tp: PositiveInt = Field(1, le=1024, description="tensor parallel degree (inside a scale-up domain)")
-    pp: PositiveInt = Field(1, le=100_000, description="pipeline stages")
+    tp: PositiveInt = Field(
+        1,
+        le=1024,
+        description="tensor parallel degree (inside a scale-up domain); when the scenario gives none of tp, pp, cp "
+        "and dp, the smallest tp with which the job fits (else a server's chips and the fewest pp stages that fit)",
+    )
+    pp: PositiveInt = Field(
+        1, le=100_000, description="pipeline stages (1, or chosen with tp when the scenario gives no layout)"
+    )
     dp: Annotated[int, Field(gt=0, le=1_000_000_000)] | Literal["auto"] = Field(
         "auto", description='data parallel replicas, or "auto" to fill the cluster'
     )
