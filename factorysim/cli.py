@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the step model with published training runs",
         description="Two tables kept apart: the runs the model's fitted constants were fitted to (calibration), "
         "and runs never used for fitting (validation), each with source, published figure, model figure and "
-        "error, and the mean and largest error per table; then runs shown for reference only. Exit 1 when a "
+        "error, and the mean and largest error per table. Exit 1 when a "
         "table misses its target.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -120,6 +120,35 @@ def test_unfused_attention_computes_the_whole_square_one_head_wide_and_moves_the
     assert got.memory - flash.memory == pytest.approx(T * 36.0 * 64 / t * 8192 / hbm, rel=1e-9)
 
 
+def test_the_triton_flash_attention_runs_at_half_flashattention_2s_rate():
+    s = scenario(*LLAMA70, "workload.attention=flash2")
+    triton = scenario(*LLAMA70, "workload.attention=triton")
+    chip, m = s.cluster.chip_spec, s.workload.model_spec()
+    lay = resolve_layout(s)
+    assert chip.attention_rate("triton") == pytest.approx(0.5 * 0.29 * 989e12, rel=1e-12)
+    fa2, tri = layer_compute(s, lay, chip, m, native=False), layer_compute(triton, lay, chip, m, native=False)
+    assert tri.attention_fwd == pytest.approx(2 * fa2.attention_fwd, rel=1e-12)
+    assert tri.linear == fa2.linear and tri.memory == fa2.memory
+
+
+@pytest.mark.parametrize("attention", ["flash2", "triton"])
+def test_eager_kernels_pay_the_second_norm_pass_the_unpadding_copies_and_an_fp32_loss(attention):
+    base = (*LLAMA70, f"workload.attention={attention}")
+    fused, eager = scenario(*base), scenario(*base, "workload.kernels=eager")
+    chip, m = fused.cluster.chip_spec, fused.workload.model_spec()
+    lay = resolve_layout(fused)
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    T, t, h, kv = 8192, 8, 8192, 1024  # tokens per micro-batch; Llama 3 70B: 8 K/V heads of 128
+    extra = 8.0 * h / t  # LayerNorm weight gradients (sequence parallel: the norms run on h/t per token)
+    if attention != "triton":  # FlashAttention's varlen path: Q, K, V gathered and the output scattered back
+        extra += 10.0 * (2 * h + 2 * kv) / t
+    a, b = layer_compute(fused, lay, chip, m, native=False), layer_compute(eager, lay, chip, m, native=False)
+    assert b.memory - a.memory == pytest.approx(T * extra / hbm, rel=1e-9)
+    assert b.linear == a.linear and b.attention == a.attention
+    loss = logits_compute(eager, lay, chip, m) - logits_compute(fused, lay, chip, m)
+    assert loss == pytest.approx(T * (36.0 - 16.0) * m.vocab / t / hbm, rel=1e-9)
+
+
 def test_moe_layers_run_each_local_expert_on_its_share_of_the_routed_tokens():
     s = scenario("workload.model=mixtral-8x7b", "workload.seq_len=4096", "parallelism.tp=2", "parallelism.ep=4",
                  "parallelism.dp=auto", "cluster.nodes=16")  # fmt: skip

@@ -80,6 +80,19 @@ class KernelModel:
     of the large-GEMM rate (an assumption; only the 2021 A100 calibration runs use unfused attention)."""
     logit_bytes: float = 16.0
     """Per token and vocabulary entry: FP32 logits written, read by the loss, gradient written and read."""
+    eager_logit_bytes: float = 36.0
+    """The same in PyTorch eager (autocast runs cross-entropy in FP32): BF16 logits cast to FP32 (read 2, write 4),
+    log-softmax (read 4, write 4); backward the dense NLL gradient (write 4), log-softmax's backward (read 8,
+    write 4) and the cast back to BF16 (read 4, write 2)."""
+    eager_norm_bytes: float = 8.0
+    """Per token, layer and hidden element: eager LayerNorm's backward reduces the weight gradient in a second
+    pass over x and dy (2 B each), for each of the two norms."""
+    eager_unpad_bytes: float = 10.0
+    """Per token, layer and element of Q, K, V and the attention output: FlashAttention's variable-length interface
+    as eager code calls it (llm-foundry's flash path) gathers Q, K and V into unpadded copies (read 2, write 2)
+    and scatters the output back into a zeroed padded tensor (write 2, read 2, write 2); backward the mirror
+    image (scatter into zeros for Q, K, V: 6; gather for the output: 4). The Triton kernel takes the padded
+    batch and skips them."""
     fp8_cast_bytes: float = 6.0
     """Per token and GEMM-input element, forward + backward: BF16 read + FP8 write of every GEMM input and of
     every output gradient (with the transposes Hopper's FP8 GEMMs need)."""
@@ -322,16 +335,17 @@ def job_kernels(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mode
     often than the shapes these depend on (the chip and model are held, so their ids stay theirs)."""
     w = s.workload
     sp = s.parallelism.sequence_parallel or layout.tp == 1
+    eager = w.kernels == "eager"
     key = (id(chip), id(model), w.precision, w.attention, w.recompute, seq, layout.tp, layout.cp,
-           layout.micro_batch, layout.ep, sp)  # fmt: skip
+           layout.micro_batch, layout.ep, sp, eager)  # fmt: skip
     hit = _KERNEL_MEMO.get(key)
     if hit is not None and hit[0] is chip and hit[1] is model:
         return hit[2]
     args = (chip, model, w.precision, w.attention, w.recompute, seq, layout.tp, layout.cp, layout.micro_batch,
             layout.ep, sp)  # fmt: skip
-    actual = _layer_compute(*args, native=False)
-    native = actual if _all_native(chip, w.precision, w.attention) else _layer_compute(*args, native=True)
-    logits = _logits_compute(chip, model, seq, layout.tp, layout.cp, layout.micro_batch)
+    actual = _layer_compute(*args, native=False, eager=eager)
+    native = actual if _all_native(chip, w.precision, w.attention) else _layer_compute(*args, native=True, eager=eager)
+    logits = _logits_compute(chip, model, seq, layout.tp, layout.cp, layout.micro_batch, eager=eager)
     kernels = JobKernels(actual, native, logits)
     if len(_KERNEL_MEMO) >= _MEMO_SIZE:
         _KERNEL_MEMO.clear()
@@ -344,7 +358,7 @@ def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mo
     w = s.workload
     sp = s.parallelism.sequence_parallel or layout.tp == 1
     return _layer_compute(chip, model, w.precision, w.attention, w.recompute, w.seq, layout.tp, layout.cp,
-                          layout.micro_batch, layout.ep, sp, native)  # fmt: skip
+                          layout.micro_batch, layout.ep, sp, native, eager=w.kernels == "eager")  # fmt: skip
 
 
 def _layer_compute(
@@ -360,6 +374,8 @@ def _layer_compute(
     ep: int,
     sp: bool,
     native: bool,
+    *,
+    eager: bool = False,
 ) -> LayerCompute:
     tokens = micro_batch * seq / cp
     h, kv, f = model.hidden, model.kv_dim, model.ffn
@@ -405,6 +421,10 @@ def _layer_compute(
     per_token += (KERNELS.gated_mlp_bytes if model.gated_mlp else KERNELS.mlp_bytes) * mlp_elems
     if precision == "fp8":
         per_token += KERNELS.fp8_cast_bytes * (3 * h / t + mlp_elems)
+    if eager:
+        per_token += KERNELS.eager_norm_bytes * h / (t if sp else 1)
+        if flash and attention != "triton":
+            per_token += KERNELS.eager_unpad_bytes * (2 * h + 2 * kv) / t
     if recompute == "pointwise":
         per_token += KERNELS.norm_forward_bytes * h / (t if sp else 1)
         per_token += (KERNELS.gated_mlp_forward_bytes if model.gated_mlp else KERNELS.mlp_forward_bytes) * mlp_elems
@@ -419,15 +439,19 @@ def _layer_compute(
 
 def logits_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec) -> float:
     """The output layer and the loss of one micro-batch on the last stage (BF16 on every chip)."""
-    return _logits_compute(chip, model, s.workload.seq, layout.tp, layout.cp, layout.micro_batch)
+    w = s.workload
+    return _logits_compute(chip, model, w.seq, layout.tp, layout.cp, layout.micro_batch, eager=w.kernels == "eager")
 
 
-def _logits_compute(chip: ChipSpec, model: ModelSpec, seq: int, tp: int, cp: int, micro_batch: int) -> float:
+def _logits_compute(
+    chip: ChipSpec, model: ModelSpec, seq: int, tp: int, cp: int, micro_batch: int, *, eager: bool = False
+) -> float:
     tokens = micro_batch * seq / cp
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
     bf16 = chip.bf16_peak_flops * chip.gemm_efficiency  # the output layer stays in BF16
     fwd, bwd = linear_times(tokens, model.vocab / tp, model.hidden, bf16, chip.sm_count, hbm, 2.0)
-    return fwd + bwd + tokens * KERNELS.logit_bytes * model.vocab / tp / hbm
+    loss = KERNELS.eager_logit_bytes if eager else KERNELS.logit_bytes
+    return fwd + bwd + tokens * loss * model.vocab / tp / hbm
 
 
 # ------------------------------------------------------------------ step

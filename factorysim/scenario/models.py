@@ -229,10 +229,18 @@ class WorkloadConfig(_Section):
         "again); selective (the attention core again, Megatron-LM); full (every layer's forward again from its "
         "input)",
     )
-    attention: Literal["flash", "flash2", "unfused"] = Field(
+    attention: Literal["flash", "flash2", "triton", "unfused"] = Field(
         "flash",
         description="flash: the chip's best fused attention (FlashAttention-3 or cuDNN on Hopper); flash2: "
-        "FlashAttention-2-class kernels (PyTorch SDPA before FA3); unfused: the score matrix through memory",
+        "FlashAttention-2-class kernels (PyTorch SDPA before FA3); triton: the 2022 Triton FlashAttention "
+        "(flash_attn_triton, llm-foundry's attn_impl triton), FlashAttention-1 class; unfused: the score matrix "
+        "through memory",
+    )
+    kernels: Literal["fused", "eager"] = Field(
+        "fused",
+        description="fused: norms, activation functions and the loss as fused kernels (Megatron-LM, NeMo, "
+        "Transformer Engine, torch.compile); eager: PyTorch eager, each op its own kernel and memory pass "
+        "(LayerNorm's weight gradient in a second pass, an FP32 loss, FlashAttention's unpadding copies)",
     )
     grad_dtype: Literal["fp32", "bf16"] = Field(
         "fp32",
