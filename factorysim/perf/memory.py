@@ -54,6 +54,11 @@ WEIGHT_BYTES = 2.0
 GRAD_BYTES = {"fp32": 4.0, "bf16": 2.0}
 LOGIT_BYTES = 4.0
 """FP32 logits of one micro-batch on the last stage, for the loss."""
+EAGER_LOGIT_BYTES = 12.0
+"""The same for a loss run in PyTorch eager (workload.loss = "eager", as torchtitan runs it),
+per token and vocabulary entry at the loss's peak in the backward pass: the log-softmax output kept for the
+backward (FP32, 4), the dense NLL gradient (4) and log-softmax's input gradient (4), the BF16 logits already freed
+(torchtitan deletes them before the backward; the forward's transient peak, BF16 + FP32 copy + output, is 10)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,8 @@ def _memory_per_stage(s: Scenario, layout: ParallelLayout, m: ModelSpec, seq: in
     per_layer = _layer_activations(s, m, layout, w.recompute, seq)
     # with full recompute, one layer's full activations live while it is recomputed
     working = _layer_activations(s, m, layout, "none", seq) if w.recompute == "full" else 0.0
-    logits = LOGIT_BYTES * seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
+    logit_bytes = EAGER_LOGIT_BYTES if w.loss == "eager" else LOGIT_BYTES
+    logits = logit_bytes * seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
     dense_shard = layout.dp * layout.cp
     expert_shard = max(1, dense_shard // layout.ep)
     zero = p.zero

@@ -81,7 +81,7 @@ class KernelModel:
     logit_bytes: float = 16.0
     """Per token and vocabulary entry: FP32 logits written, read by the loss, gradient written and read."""
     eager_logit_bytes: float = 36.0
-    """The same in PyTorch eager (autocast runs cross-entropy in FP32): BF16 logits cast to FP32 (read 2, write 4),
+    """The same for workload.loss = "eager" (autocast runs cross-entropy in FP32): BF16 logits cast to FP32 (read 2, write 4),
     log-softmax (read 4, write 4); backward the dense NLL gradient (write 4), log-softmax's backward (read 8,
     write 4) and the cast back to BF16 (read 4, write 2)."""
     eager_norm_bytes: float = 8.0
@@ -335,9 +335,9 @@ def job_kernels(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mode
     often than the shapes these depend on (the chip and model are held, so their ids stay theirs)."""
     w = s.workload
     sp = s.parallelism.sequence_parallel or layout.tp == 1
-    eager = w.kernels == "eager"
+    eager, eager_loss = w.kernels == "eager", w.loss == "eager"
     key = (id(chip), id(model), w.precision, w.attention, w.recompute, seq, layout.tp, layout.cp,
-           layout.micro_batch, layout.ep, sp, eager)  # fmt: skip
+           layout.micro_batch, layout.ep, sp, eager, eager_loss)  # fmt: skip
     hit = _KERNEL_MEMO.get(key)
     if hit is not None and hit[0] is chip and hit[1] is model:
         return hit[2]
@@ -345,7 +345,7 @@ def job_kernels(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mode
             layout.ep, sp)  # fmt: skip
     actual = _layer_compute(*args, native=False, eager=eager)
     native = actual if _all_native(chip, w.precision, w.attention) else _layer_compute(*args, native=True, eager=eager)
-    logits = _logits_compute(chip, model, seq, layout.tp, layout.cp, layout.micro_batch, eager=eager)
+    logits = _logits_compute(chip, model, seq, layout.tp, layout.cp, layout.micro_batch, eager=eager_loss)
     kernels = JobKernels(actual, native, logits)
     if len(_KERNEL_MEMO) >= _MEMO_SIZE:
         _KERNEL_MEMO.clear()
@@ -440,7 +440,7 @@ def _layer_compute(
 def logits_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec) -> float:
     """The output layer and the loss of one micro-batch on the last stage (BF16 on every chip)."""
     w = s.workload
-    return _logits_compute(chip, model, w.seq, layout.tp, layout.cp, layout.micro_batch, eager=w.kernels == "eager")
+    return _logits_compute(chip, model, w.seq, layout.tp, layout.cp, layout.micro_batch, eager=w.loss == "eager")
 
 
 def _logits_compute(

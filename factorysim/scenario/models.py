@@ -240,7 +240,13 @@ class WorkloadConfig(_Section):
         "fused",
         description="fused: norms, activation functions and the loss as fused kernels (Megatron-LM, NeMo, "
         "Transformer Engine, torch.compile); eager: PyTorch eager, each op its own kernel and memory pass "
-        "(LayerNorm's weight gradient in a second pass, an FP32 loss, FlashAttention's unpadding copies)",
+        "(LayerNorm's weight gradient in a second pass, FlashAttention's unpadding copies)",
+    )
+    loss: Literal["fused", "eager"] = Field(
+        "fused",
+        description="fused: a fused cross-entropy that keeps one FP32 copy of the logits (Megatron-LM's "
+        "vocab-parallel loss, flash-attn's, llm-foundry's default); eager: PyTorch's cross-entropy under "
+        "autocast (torchtitan): FP32 copies, log-softmax output and gradients, more memory and traffic",
     )
     grad_dtype: Literal["fp32", "bf16"] = Field(
         "fp32",
