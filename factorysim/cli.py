@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         "is still estimated (as if memory were unlimited) and reported as not fitting, with what would "
         "make it fit; `run` and the sandbox refuse to start it. A scenario that gives no parallel layout "
         "(none of parallelism.tp, pp, cp, dp) gets the smallest tp (up to a server's chips) with which its "
-        "model fits without a pipeline, else a server-wide tp and the fewest pp stages that fit; dp fills "
-        "the cluster.",
+        "model fits without a pipeline, else a server-wide tp and the fewest pp stages that fit, else (when "
+        "workload.recompute is not given) the same with full recompute; dp fills the cluster.",
     )
     _scenario_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")

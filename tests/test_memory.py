@@ -388,3 +388,18 @@ def test_a_scenario_that_gives_any_layout_key_keeps_its_layout_even_when_it_does
 def test_other_parallelism_keys_shape_the_chosen_layout(tmp_path):
     s = minimal(tmp_path, "parallelism.zero=3")  # weights, gradients and optimizer sharded: tp 1 fits
     assert s.parallelism.tp == 1 and estimate(s).fits
+
+
+def test_when_no_layout_fits_the_rule_turns_on_full_recompute_unless_the_scenario_chose_recompute(tmp_path):
+    big = ("workload.model=llama3-405b", "cluster.nodes=64")  # 405B at 8K tokens on 512 H100
+    s = minimal(tmp_path, *big)
+    assert (s.parallelism.tp, s.parallelism.pp, s.workload.recompute) == (8, 8, "full")
+    assert estimate(s).fits
+    mine = minimal(tmp_path, *big, "workload.recompute=none")  # the user's recompute stays: nothing fits
+    e = estimate(mine)
+    assert mine.workload.recompute == "none" and not e.fits
+    # the layout that needs the least memory of those tried: a server-wide tp and, as the first stage holds the
+    # same activations at any pp, the deepest pipeline the layers allow
+    assert mine.parallelism.tp == 8 and mine.parallelism.pp == 64
+    tried = minimal(tmp_path, *big, "workload.recompute=none", "parallelism.tp=8", "parallelism.pp=32")
+    assert e.memory.total < estimate(tried).memory.total

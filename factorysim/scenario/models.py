@@ -329,7 +329,8 @@ class ParallelismConfig(_Section):
     """How the job is split over chips. Ranks are laid out tp (innermost), cp, dp, pp (outermost). A scenario
     that gives none of tp, pp, cp and dp gets a layout chosen by rule when it is loaded: the smallest tp (1, 2,
     4, ... up to a server's chips, dividing the heads and the MLP width) with which the job fits in memory
-    without a pipeline, else a server-wide tp and the fewest pipeline stages that fit; dp fills the cluster."""
+    without a pipeline, else a server-wide tp and the fewest pipeline stages that fit, else (when workload.recompute
+    is not given) the same with full recompute; dp fills the cluster."""
 
     tp: PositiveInt = Field(
         1,
