@@ -89,7 +89,10 @@ def test_a_straggler_slows_everyone_until_it_is_evicted():
     assert sim.tokens_per_s < before * 0.6
     sim.run_until(HOUR + 600 + 1)  # evicted after the 10 min window: checkpoint, swap, restart
     assert sim.summary().interruptions["evict:injected"] == 1
-    sim.run_until(HOUR + 600 + 600 + 2)
+    assert sim.committed == sim.progress  # the eviction saved everything
+    sim.run_until(HOUR + 600 + 20 + 600 - 1)  # the save's 20 s, then the 10 min restart
+    assert sim.tokens_per_s == 0
+    sim.run_until(HOUR + 600 + 20 + 600)
     assert sim.tokens_per_s == pytest.approx(before)
     assert sim.lost_tokens == 0
 

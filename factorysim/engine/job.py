@@ -53,6 +53,7 @@ class Job:
         self.interruptions: dict[str, int] = {}
         self.isolations = 0
         self.faults = 0
+        self._overdue: list[int] = []  # gray faults past the straggler window, not evicted yet (tokens)
 
         self.rate = 0.0  # tokens/s when training
         self.estimate = throughput.base  # the step physics in the present state
@@ -72,6 +73,11 @@ class Job:
     def interruptible(self) -> bool:
         """The job is up (running or restarting) and not already hung: a fault now is a new interruption."""
         return self.state in ("running", "restarting") and self.hung == 0
+
+    @property
+    def waiting_for_spares(self) -> bool:
+        """A slot is empty and no spare is on its way to it."""
+        return len(self.pool.empty) > len(self.pool.joining)
 
     def set_policy(self, name: str) -> None:
         self.recovery = POLICIES[name]
@@ -206,10 +212,12 @@ class Job:
         self.reconcile()
 
     def reconcile(self) -> None:
-        """Let the policy fill empty slots and restart the job, unless an undetected fault still hangs it."""
+        """Let the policy fill empty slots and restart the job, unless an undetected fault still hangs it;
+        then evict the stragglers that waited for a spare, if spares are there now."""
         if self.hung:
             return
         self.recovery.reconcile(self)
+        self._evict_overdue()
 
     def fill_slots(self) -> None:
         """Put spares into the empty slots, lowest slot first, while there are spares."""
@@ -393,12 +401,14 @@ class Job:
             self.state = "stopped"
             self.reconcile()
             return
+        self._swap_overdue()
         self.pool.restart()
         self.state = "running"
         self.work.start_segment(self.clock.now)
         self.emit("restarted", "job", replicas_up=self.pool.replicas_up, replicas=self.layout.dp)
         if self.pool.isolated:
             self.reconcile()
+        self._evict_overdue()
 
     # ------------------------------------------------------------ switches
 
@@ -456,16 +466,56 @@ class Job:
         g = self.gray.remove(token)
         if g is None:
             return
+        if token in self._overdue:
+            self._overdue.remove(token)
         slot = int(self.pool.server_slot[g.server])
         if slot >= 0:
             self._show(slot)
         self.emit("gray_end", f"{server_name(g.server)}.{g.local}", g.cause, kind=g.kind)
 
     def _on_evict(self, token: int) -> None:
-        g = self.gray.get(token)
-        if g is None or self.pool.status[g.server] != ACTIVE:
+        """A gray fault lasted the straggler window: swap its server for a spare, or wait for one."""
+        g = self._straggler(token)
+        if g is None:
             return
-        self.recovery.evict(self, g)
+        if self.recovery.evict(self, g):
+            return
+        self._overdue.append(token)  # it keeps running slowed until a spare frees up or the job restarts
+        why = "no spare" if not self.pool.spares else f"job {self._state_name()}"
+        self.emit("evict_wait", server_name(g.server), g.cause, why=why)
+
+    def _straggler(self, token: int) -> GrayFault | None:
+        """The gray fault, if it is still in force on a server that trains in the job."""
+        g = self.gray.get(token)
+        return g if g is not None and self.pool.status[g.server] == ACTIVE else None
+
+    def _evict_overdue(self) -> None:
+        """The running job evicts the stragglers that waited, oldest first, as far as the policy will."""
+        while self._overdue and self.state == "running" and not self.hung:
+            token = self._overdue.pop(0)
+            g = self._straggler(token)
+            if g is not None and not self.recovery.evict(self, g):
+                self._overdue.insert(0, token)
+                return
+
+    def _swap_overdue(self) -> None:
+        """At a restart the job is down anyway: waiting stragglers go out and spares take their slots."""
+        for token in list(self._overdue):
+            if not self.pool.spares:
+                return
+            self._overdue.remove(token)
+            g = self._straggler(token)
+            if g is None:
+                continue
+            slot = self.take_out(g.server, g.end)
+            self.emit_evict(g)
+            server = self.pool.take_spare()
+            assert server is not None
+            self._place(slot, server, ACTIVE)
+            self.emit("spare_in", server_name(server), slot=slot, spares=len(self.pool.spares))
+
+    def _state_name(self) -> str:
+        return "hung" if self.hung else self.state
 
 
 HANDLERS: dict[str, Callable[[Job, Any], None]] = {

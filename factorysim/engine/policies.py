@@ -64,8 +64,9 @@ class RecoveryPolicy:
         """Fill empty slots and restart the job when it can run again (never called while the job hangs)."""
         raise NotImplementedError
 
-    def evict(self, job: JobControl, gray: GrayFault) -> None:
-        """A server in the job stayed slow for the straggler window."""
+    def evict(self, job: JobControl, gray: GrayFault) -> bool:
+        """Take out a server that stayed slow for the straggler window; False: it stays, slowed, for now (it is
+        tried again when a spare frees up or the job runs again)."""
         raise NotImplementedError
 
     def can_restart(self, job: JobControl) -> bool:
@@ -107,16 +108,19 @@ class CheckpointRestart(RecoveryPolicy):
             else:
                 job.emit("waiting", "job", "no spare", empty_slots=len(job.pool.empty))
 
-    def evict(self, job: JobControl, gray: GrayFault) -> None:
-        # save, stop, swap the slow server for a spare, restart
-        if job.state != "running" or job.hung:
-            return
+    def evict(self, job: JobControl, gray: GrayFault) -> bool:
+        # Only with a spare: without one the job would stop until a server is back, so it trains on slowed.
+        # It saves first (paying the checkpoint cost, so nothing is lost), swaps in the spare, restarts.
+        if not job.pool.spares or job.state != "running" or job.hung:
+            return False
+        cause = f"evict:{gray.cause}"
         job.work.save_now()
         job.take_out(gray.server, gray.end)
-        job.count_interruption(f"evict:{gray.cause}")
+        job.count_interruption(cause)
         job.emit_evict(gray)
-        job.state = "stopped"
-        job.reconcile()
+        job.fill_slots()
+        job.restart_job(job.rel.checkpoint_cost, cause)
+        return True
 
     def can_restart(self, job: JobControl) -> bool:
         return not job.pool.empty
@@ -151,13 +155,20 @@ class IsolateGroup(RecoveryPolicy):
             return
         job.join_spares()
 
-    def evict(self, job: JobControl, gray: GrayFault) -> None:
+    def evict(self, job: JobControl, gray: GrayFault) -> bool:
+        # No save and no rollback: the slow server's group drops out and a spare joins it. Without a spare the
+        # group stays out until one frees up (the evicted server itself, once its fault clears): training a
+        # group narrower costs less than running every step at the straggler's pace, unless no replica is left.
         if not self._local(job):
-            return
-        slot = job.take_out(gray.server, gray.end)
+            return False
+        slot = int(job.pool.server_slot[gray.server])
+        if not job.pool.spares and job.pool.replicas_left_without(slot) == 0:
+            return False
+        job.take_out(gray.server, gray.end)
         job.emit_evict(gray)
         job.isolate(slot, f"evict:{gray.cause}")
         job.reconcile()
+        return True
 
     def can_restart(self, job: JobControl) -> bool:
         return True

@@ -190,6 +190,12 @@ class ServerPool:
             self.set_slot_ok(s, False)
         return True
 
+    def replicas_left_without(self, slot: int) -> int:
+        """Replicas that would still be up with the slot's node group out."""
+        lost = {r for s in self.group_slots(slot) if self.slot_ok[s] for r in self._slot_replicas[s]
+                if self._replica_bad[r] == 0}  # fmt: skip
+        return self.replicas_up - len(lost)
+
     def group_ready(self, slot: int) -> bool:
         """Every slot of the group holds a working server (idle or active)."""
         return not any(

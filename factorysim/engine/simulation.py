@@ -72,6 +72,9 @@ class Snapshot:
     interruptions: int
     isolations: int
     policy: str
+    spares: int = 0  # servers in the spare pool
+    waiting_for_spares: bool = False  # a slot is empty and no spare can fill it
+    spare_pool_empty_s: float = 0.0  # so far
 
 
 class Simulation:
@@ -113,6 +116,9 @@ class Simulation:
             self.log = EventLog(header, keep_all=record)
         self.recorder = Recorder(self.clock, self.log)
         self.exposure = 0.0  # seconds during which a fault would interrupt the job
+        self.pool_empty_s = 0.0  # seconds with no spare server in the pool
+        self.waiting_s = 0.0  # seconds with a slot that no spare can fill (the job waits for a repair)
+        self.waiting_down_s = 0.0  # the part of waiting_s during which the job could not train
 
         pause = rel.async_checkpoint_cost if rel.checkpoint_async else rel.checkpoint_cost
         commit = self.recorder.commit if self.log is not None else None
@@ -328,8 +334,15 @@ class Simulation:
         if t <= now:
             return
         job = self.job
+        dt = t - now
         if job.interruptible:
-            self.exposure += t - now
+            self.exposure += dt
+        if not job.pool.spares:
+            self.pool_empty_s += dt
+            if job.waiting_for_spares:
+                self.waiting_s += dt
+                if not job.training:
+                    self.waiting_down_s += dt
         if job.training:
             self.work.advance(now, t, job.rate)
         self.clock.now = t
@@ -358,8 +371,10 @@ class Simulation:
         wall_h = self.now / HOUR
         useful = w.tokens / self.T0 / HOUR * J if self.T0 > 0 else 0.0
         train_h = w.train_time / HOUR
+        waiting_h = self.waiting_down_s / HOUR
         lost_by = {
-            "downtime": J * (wall_h - train_h - w.pause_time / HOUR),
+            "downtime": J * (wall_h - train_h - w.pause_time / HOUR - waiting_h),
+            "waiting_for_spares": J * waiting_h,
             "checkpoints": J * w.pause_time / HOUR,
             "slowdown_and_width": J * w.degraded_chip_s / HOUR,
             "rolled_back": J * w.lost_tokens / self.T0 / HOUR if self.T0 > 0 else 0.0,
@@ -385,6 +400,8 @@ class Simulation:
             lost_chip_hours_by=lost_by,
             spares_used=self.job.pool.spares_used,
             min_spares=self.job.pool.min_spares,
+            spare_pool_empty_s=self.pool_empty_s,
+            waiting_for_spares_s=self.waiting_s,
             checkpoints=w.checkpoints,
             time_to_target_s=self.target_time,
             factors=factors,
@@ -431,6 +448,9 @@ class Simulation:
             interruptions=sum(self.job.interruptions.values()),
             isolations=self.job.isolations,
             policy=self.policy,
+            spares=len(self.job.pool.spares),
+            waiting_for_spares=not self.job.pool.spares and self.job.waiting_for_spares,
+            spare_pool_empty_s=self.pool_empty_s,
         )
 
     def _state_name(self) -> str:

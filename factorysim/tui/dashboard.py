@@ -151,11 +151,12 @@ class Dashboard(VerticalScroll):
         )
         self._put(self._ettr_label, f"ETTR {frame.ettr:.2%} · S {frame.stability:.4f}")
         c = frame.chips
+        spare = f"[$text-primary]{c['spare']:,} spare[/]" if c["spare"] else "[$text-error]spare pool empty[/]"
         lines = [
             f"MFU {frame.mfu:.1%} now · {step.mfu:.1%} per step",
             f"replicas {frame.replicas_up}/{frame.replicas} · stops {frame.interruptions} · isolated {frame.isolations}",
             f"chips [$text-success]{c['healthy']:,} ok[/] [$text-error]{c['failed']:,} failed[/] "
-            f"[$text-warning]{c['in_repair']:,} repair[/] [$text-primary]{c['spare']:,} spare[/]",
+            f"[$text-warning]{c['in_repair']:,} repair[/] {spare}",
         ]
         if target:
             done = min(1.0, frame.progress / target)
