@@ -292,6 +292,23 @@ def test_checkpoint_interval_sweep_peaks_near_youngs_formula():
     assert taus[int(np.argmax(ettr))] == pytest.approx(young, rel=0.6)
 
 
+def test_the_llama3_anchor_meets_metas_54_days():
+    """Meta: 466 interruptions and more than 90 % effective training time in 54 days (Llama 3, section 3.3.4);
+    the check `factorysim run scenarios/llama3-405b-16k-h100.toml --duration 54d --seeds 4` makes."""
+    s = load_scenario(SCENARIOS / "llama3-405b-16k-h100.toml")
+    runs = run_seeds(s, [1, 2, 3, 4], 54 * DAY)
+    assert 400 <= np.mean([r.interruptions["total"] for r in runs]) <= 470
+    assert np.mean([r.ettr for r in runs]) > 0.90
+    assert max(r.waiting_for_spares_s for r in runs) == 0  # the rest of the 24K cluster never runs out
+
+
+def test_the_kuae_10k_cluster_keeps_the_vendors_99_percent():
+    s = load_scenario(SCENARIOS / "kuae-mtt-s4000-10k.toml")
+    runs = run_seeds(s, [1, 2, 3], 30 * DAY, workers=1)
+    assert min(r.ettr for r in runs) > 0.99
+    assert all(r.stability < r.ettr for r in runs)  # S also counts the replicas out while groups wait for spares
+
+
 def test_isolate_group_keeps_ettr_above_checkpoint_restart_on_the_same_faults():
     base = load_scenario(SCENARIOS / "kuae-mtt-s4000-10k.toml")
     results = {}
