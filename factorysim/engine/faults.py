@@ -183,8 +183,8 @@ class Fault:
             raise ScenarioError([Problem(f"{path}.duration", f"must be positive, got {self.duration}")])
         return target
 
-    def as_dict(self) -> dict:
-        out = {"target": self.target, "kind": self.kind, "cause": self.cause}
+    def as_dict(self) -> dict[str, str | float]:
+        out: dict[str, str | float] = {"target": self.target, "kind": self.kind, "cause": self.cause}
         if self.factor is not None:
             out["factor"] = self.factor
         if self.duration is not None:

@@ -145,13 +145,11 @@ class Job:
                 repair = defaults["faulty_gpu" if target.kind == "chip" else "host_unplanned_maintenance"].repair
                 self._fail_server(server, cause, repair)
         elif fault.kind == "degrade" and target.kind in ("spine", "core"):
-            spec = defaults[f"{target.kind}_switch"]
-            self._switch(target.kind, target.index, fault.factor or 0.5, cause, fault.duration or spec.repair)
+            switch = defaults[f"{target.kind}_switch"]
+            self._switch(target.kind, target.index, fault.factor or 0.5, cause, fault.duration or switch.repair)
         else:
-            spec = {"straggle": "gpu_straggler", "degrade": "fabric_link_degrade", "flap": "fabric_link_flapping"}[
-                fault.kind
-            ]
-            fc = defaults[spec]
+            like = {"straggle": "gpu_straggler", "degrade": "fabric_link_degrade", "flap": "fabric_link_flapping"}
+            fc = defaults[like[fault.kind]]
             if fault.kind == "straggle":
                 factor = fault.factor or fc.slowdown or 0.5
             elif fault.kind == "flap":
