@@ -193,6 +193,18 @@ def test_an_idle_server_that_fails_leaves_its_group_waiting_for_two_spares():
     assert sim.replicas_up == 32 and list(sim.slot_server[2:4]) == [8, 9] and conserved(sim, 10)
 
 
+def test_a_group_with_a_slot_still_empty_does_not_rejoin():
+    s = starter(9, 1, "reliability.policy=isolate-group", "cluster.node_group_size=2")
+    sim = Simulation(s)
+    sim.run_until(HOUR)
+    sim.inject(Fault("n2"))
+    sim.inject(Fault("n3"))  # both servers of group 1; one spare for two slots
+    sim.run_until(HOUR + DETECT + JOIN)  # n8 joined slot 2, slot 3 waits
+    assert list(sim.slot_server[2:4]) == [8, -1] and sim.replicas_up == 24
+    assert sim.snapshot().job_state == "running (reduced)" and sim.snapshot().waiting_for_spares
+    assert sim.chip_counts() == {"healthy": 56, "failed": 0, "in_repair": 16, "spare": 0, "total": 72}
+
+
 def test_a_restart_while_a_group_is_isolated_keeps_that_group_out():
     sim = Simulation(starter(8, 0, "reliability.policy=isolate-group"))
     sim.run_until(HOUR)
@@ -207,6 +219,44 @@ def test_a_restart_while_a_group_is_isolated_keeps_that_group_out():
     assert sim.chip_counts() == {"healthy": 56, "failed": 0, "in_repair": 8, "spare": 0, "total": 64}
     sim.run_until(HOUR + DETECT + HOST_REPAIR + JOIN)  # n2 is back and joins
     assert sim.replicas_up == 32 and sim.tokens_per_s == full
+
+
+def test_a_crash_while_the_job_hangs_is_not_kept_inside_a_group():
+    sim = Simulation(starter(9, 1, "reliability.policy=isolate-group", "reliability.isolate_crashes=true"), record=True)
+    sim.run_until(HOUR)
+    sim.inject(Fault("n2"))  # hangs the job until it is detected
+    sim.run_until(HOUR + 10)
+    sim.inject(Fault("job", "crash"))
+    assert records(sim, HOUR + 10)[1] == {"t": HOUR + 10, "kind": "fault", "target": "job", "cause": "injected",
+                                          "effect": {"job": "already down"}}  # fmt: skip
+    assert sim.faults == 2 and sim.summary().interruptions == {"total": 0}
+
+
+def test_rolling_maintenance_drains_one_group_at_a_time_and_never_stops_the_job():
+    s = starter(9, 1, "reliability.policy=isolate-group", "reliability.rolling_maintenance=true")
+    rates = {**s.reliability.rates, "planned_maintenance": 200.0}  # per 16K-GPU job-hour: a few a day here
+    s = s.model_copy(update={"reliability": s.reliability.model_copy(update={"rates": rates})})
+    sim = Simulation(s, record=True)
+    sim.run_until(5 * DAY)
+    drained = [r for r in records(sim) if r["kind"] == "maintenance"]
+    assert len(drained) >= 5 and all(r["effect"]["back_at"] == r["t"] + RESTART for r in drained)
+    assert sim.summary().interruptions == {"total": 0} and sim.lost_tokens == 0
+    assert sim.isolations == len(drained)
+
+
+def test_a_failed_leaf_writes_these_records():
+    s = scenario("cluster.nodes=16", "cluster.spare_nodes=8", 'cluster.fabric.topology="fat-tree"', NO_FAULTS,
+                 "workload.global_batch=256")  # fmt: skip
+    sim = Simulation(s, record=True)
+    sim.run_until(HOUR)
+    sim.inject(Fault("leaf1", "fail"))  # servers 4-7 of the job
+    got = records(sim, HOUR)
+    assert got[:2] == [
+        {"t": HOUR, "kind": "inject", "target": "leaf1", "cause": "injected", "effect": {"kind": "fail"}},
+        {"t": HOUR, "kind": "fault", "target": "leaf1", "cause": "injected", "effect": {"servers": 4}},
+    ]
+    assert [(r["kind"], r["target"]) for r in got[2:]] == [("fault", f"n{i}") for i in range(4, 8)]
+    assert sim.faults == 1 and sim.summary().interruptions == {"injected": 1, "total": 1}
 
 
 def test_repairing_a_spine_restores_the_fabric_at_once():
