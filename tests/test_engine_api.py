@@ -95,7 +95,38 @@ def test_bad_targets_name_what_the_cluster_has():
     assert parse_target("job", plan).kind == "job" and parse_target(f"core{cores - 1}", plan).index == cores - 1
 
 
+def test_a_fault_kind_that_does_not_fit_its_target_says_what_it_fits():
+    sim = Simulation(starter())
+    with pytest.raises(ScenarioError) as info:
+        sim.inject(Fault("job", "straggle"))
+    assert 'fault.kind: "straggle" does not apply to a job; it applies to: server, chip' in str(info.value)
+
+
+def test_scheduled_faults_keep_their_factor_and_duration():
+    sim = Simulation(starter(9, 1, 'faults=[{at="1h", target="n2.3", kind="straggle", factor=0.3, duration="20m"}]',
+                            "reliability.evict_stragglers=false"))  # fmt: skip
+    sim.run_until(HOUR)
+    assert [(g.server, g.local, g.factor, g.end, g.cause) for g in sim.gray_faults] == [
+        (2, 3, 0.3, HOUR + 1200, "scheduled")
+    ]
+
+
+def test_samples_come_a_thousandth_of_the_run_apart_but_at_least_a_minute():
+    assert Simulation(starter()).series.interval == 30 * DAY / 1000  # the starter runs 30 days
+    assert Simulation(starter(9, 1, 'run.duration="1h"')).series.interval == 60.0
+
+
 # ---------------------------------------------------------------- results
+
+
+def test_the_mean_rate_is_tokens_over_time_from_the_first_second():
+    sim = Simulation(starter())
+    assert sim.summary().mean_tokens_per_s == 0.0
+    sim.run_until(0.5)
+    assert sim.summary().mean_tokens_per_s == pytest.approx(sim.T0)
+    sim.run_until(DAY)
+    mean = sim.summary().mean_tokens_per_s
+    assert mean == pytest.approx(sim.progress / DAY) and mean < sim.T0
 
 
 def test_a_summary_reports_its_time_to_target_in_json():

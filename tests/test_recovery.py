@@ -233,6 +233,17 @@ def test_a_group_with_a_slot_still_empty_does_not_rejoin():
     assert sim.chip_counts() == {"healthy": 56, "failed": 0, "in_repair": 16, "spare": 0, "total": 72}
 
 
+def test_a_job_whose_only_group_is_out_trains_nothing():
+    sim = Simulation(starter(8, 0, "reliability.policy=isolate-group", "cluster.node_group_size=8"))
+    sim.run_until(HOUR)
+    sim.inject(Fault("n2"))
+    sim.run_until(HOUR + DETECT + 1)
+    assert sim.replicas_up == 0 and sim.tokens_per_s == 0
+    tokens = sim.progress
+    sim.run_until(2 * HOUR)
+    assert sim.progress == tokens
+
+
 def test_a_restart_while_a_group_is_isolated_keeps_that_group_out():
     sim = Simulation(starter(8, 0, "reliability.policy=isolate-group"))
     sim.run_until(HOUR)
