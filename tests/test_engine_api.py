@@ -57,7 +57,7 @@ async def test_a_stream_without_an_end_runs_forward():
 
 def test_writing_a_log_needs_a_recorded_run(tmp_path):
     sim = Simulation(starter())
-    with pytest.raises(RuntimeError, match="record=True"):
+    with pytest.raises(RuntimeError, match=r"^this simulation was not created with record=True$"):
         sim.write_log(str(tmp_path / "x.jsonl"))
 
 
@@ -143,7 +143,10 @@ def test_means_over_seeds_carry_their_spreads():
     b = dataclasses.replace(one, seed=2, ettr=0.8, faults=4, interruptions={"y": 3, "total": 3},
                             spare_pool_empty_s=30.0, time_to_target_s=None)  # fmt: skip
     out = aggregate([a, b])
-    assert out["seeds"] == [1, 2] and out["runs"] == 2
+    assert out["seeds"] == [1, 2] and out["runs"] == 2 and out["policy"] == "checkpoint-restart"
+    assert out["spread"]["interruptions"] == {"total": pytest.approx(2**0.5), "x": pytest.approx(0.5**0.5),
+                                              "y": pytest.approx(4.5**0.5)}  # fmt: skip
+    assert out["lost_chip_hours_by"] == pytest.approx(one.lost_chip_hours_by)
     assert out["ettr"] == pytest.approx(0.85) and out["spread"]["ettr"] == pytest.approx(0.0707107, rel=1e-5)
     assert out["faults"] == 3 and out["spread"]["faults"] == pytest.approx(2**0.5)
     assert out["spare_pool_empty_s"] == 20 and out["interruptions"] == {"total": 2, "x": 0.5, "y": 1.5}
@@ -157,8 +160,9 @@ def test_seeds_run_in_parallel_give_what_they_give_one_by_one():
     s = starter(9, 1, "reliability.rate_multiplier=50")
     s = s.model_copy(update={"reliability": s.reliability.model_copy(update={"rates": {}})})
     done = []
-    parallel = run_seeds(s, [1, 2, 3, 4, 5], 3 * DAY, workers=2, progress=done.append)
-    serial = run_seeds(s, [1, 2, 3, 4, 5], 3 * DAY, workers=1)
+    seeds = list(range(1, 21))  # more seeds than 8 batches per worker
+    parallel = run_seeds(s, seeds, 2 * DAY, workers=2, progress=done.append)
+    serial = run_seeds(s, seeds, 2 * DAY, workers=1)
     assert [r.as_dict() for r in parallel] == [r.as_dict() for r in serial]
-    assert [r.seed for r in parallel] == [1, 2, 3, 4, 5] and sum(done) == 5
+    assert [r.seed for r in parallel] == seeds and sum(done) == 20
     assert len({r.ettr for r in serial}) > 1  # the seeds differ

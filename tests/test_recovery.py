@@ -125,20 +125,27 @@ def test_a_straggler_found_while_the_job_is_down_is_swapped_at_the_restart():
 
 def test_natural_gray_faults_land_on_a_chip_and_slow_the_job():
     s = starter(9, 1)
-    rates = {**s.reliability.rates, "gpu_straggler": 5e-3, "fabric_link_flapping": 5e-3}
-    s = s.model_copy(
-        update={"reliability": s.reliability.model_copy(update={"rates": rates, "evict_stragglers": False})}
-    )
-    sim = Simulation(s, record=True)
+    rates = {**s.reliability.rates, "gpu_straggler": 5e-3, "fabric_link_flapping": 5e-3,
+             "scale_up_link_degrade": 5e-3}  # fmt: skip
+    rel = s.reliability.model_copy(update={"rates": rates, "evict_stragglers": False})
+    sim = Simulation(s.model_copy(update={"reliability": rel}), record=True)
+    base = sim.base.breakdown
     slowed = set()
-    while len(slowed) < 2 and sim.now < 10 * DAY:
+    while len(slowed) < 3 and sim.now < 10 * DAY:
         sim.step_to_next_event()
         kinds = {g.kind for g in sim.gray_faults if sim.server_slot[g.server] >= 0}
-        if len(kinds) == 1 and sim.tokens_per_s < sim.T0:
-            slowed |= kinds
-    assert slowed == {"straggle", "flap"}
+        step = sim.job.estimate
+        if sim.snapshot().job_state != "running" or len(kinds) != 1:
+            continue
+        if kinds == {"straggle"} and step.breakdown.straggler_s > 0 and sim.tokens_per_s < sim.T0:
+            slowed.add("straggle")  # the whole job waits for the slow chip
+        if kinds == {"flap"} and sim.tokens_per_s == pytest.approx(0.7 * step.tokens_per_s):
+            slowed.add("flap")  # the link is down 30 % of the time
+        if kinds == {"degrade_up"} and step.breakdown.tp_s > base.tp_s:
+            slowed.add("degrade_up")  # tensor-parallel traffic crosses the slower scale-up link
+    assert slowed == {"straggle", "flap", "degrade_up"}
     grays = [r for r in records(sim) if r["kind"] == "gray"]
-    assert {r["effect"]["kind"] for r in grays} == {"straggle", "flap"}
+    assert {r["effect"]["kind"] for r in grays} == {"straggle", "flap", "degrade_up"}
     for r in grays:
         server, local = r["target"][1:].split(".")
         assert int(server) < 9 and int(local) < 8
