@@ -23,6 +23,18 @@ HOUR, DAY = 3600.0, 86400.0
 # ---------------------------------------------------------------- the sim clock and the stream
 
 
+def test_the_clock_pauses_resumes_and_counts_single_steps():
+    clock = SimClock()
+    assert clock.toggle() is True and clock.paused is True
+    assert clock.toggle() is False and clock.paused is False
+    clock.pause()
+    clock.resume()
+    assert clock.paused is False
+    clock.request_step()
+    clock.request_step()
+    assert [clock.take_step() for _ in range(3)] == [True, True, False]
+
+
 def test_the_clock_steps_through_its_speeds_both_ways():
     clock = SimClock(speed=600.0)
     assert clock.slower() == 60.0 and clock.slower() == 10.0
@@ -81,6 +93,18 @@ def test_injected_factors_mean_what_they_say():
     assert sim.gray_faults == [] and not sim.switches_unhealthy("spine")
 
 
+def test_straggling_a_server_slows_each_of_its_chips_by_the_catalog_factor():
+    sim = Simulation(starter(9, 1, "reliability.evict_stragglers=false"))
+    sim.inject(Fault("n4", "straggle", duration=HOUR))
+    assert sorted((g.local, g.kind, g.factor) for g in sim.gray_faults) == [(i, "straggle", 0.5) for i in range(8)]
+
+
+def test_an_unknown_policy_is_refused_with_the_ones_there_are():
+    sim = Simulation(starter())
+    with pytest.raises(ValueError, match=r'^unknown policy "elastic"; allowed: "checkpoint-restart", "isolate-group"$'):
+        sim.set_policy("elastic")
+
+
 def test_bad_targets_name_what_the_cluster_has():
     s = scenario("cluster.nodes=264", "cluster.spare_nodes=8", "cluster.fabric.tiers=3", "parallelism.dp=auto",
                  "workload.global_batch=1024", 'cluster.fabric.topology="fat-tree"')  # fmt: skip
@@ -119,6 +143,25 @@ def test_samples_come_a_thousandth_of_the_run_apart_but_at_least_a_minute():
 # ---------------------------------------------------------------- results
 
 
+def test_the_time_series_samples_what_a_snapshot_shows():
+    def slowed() -> Simulation:
+        sim = Simulation(starter(), sample_interval=60.0)
+        sim.inject(Fault("n3.1", "straggle", factor=0.5, duration=HOUR))
+        return sim
+
+    sim = slowed()
+    sim.run_until(5 * 60)  # slowed, before the straggler window ends
+    t = sim.series.column("t")[-1]
+    assert t == 240.0
+    same = slowed()
+    same.run_until(t)
+    snap = same.snapshot()
+    row = {name: sim.series.column(name)[-1] for name in ("mfu", "tokens_per_s", "ettr", "stability", "spare")}
+    assert row == pytest.approx({"mfu": snap.mfu, "tokens_per_s": snap.tokens_per_s, "ettr": snap.ettr,
+                                 "stability": snap.stability, "spare": 8})  # fmt: skip
+    assert 0 < snap.mfu < sim.base.mfu and snap.stability < 1
+
+
 def test_the_mean_rate_is_tokens_over_time_from_the_first_second():
     sim = Simulation(starter())
     assert sim.summary().mean_tokens_per_s == 0.0
@@ -151,7 +194,8 @@ def test_means_over_seeds_carry_their_spreads():
     assert out["faults"] == 3 and out["spread"]["faults"] == pytest.approx(2**0.5)
     assert out["spare_pool_empty_s"] == 20 and out["interruptions"] == {"total": 2, "x": 0.5, "y": 1.5}
     assert out["time_to_target_s"] is None  # not every run reached it
-    assert aggregate([a])["spread"]["ettr"] == 0.0
+    single = aggregate([a])["spread"]
+    assert single["ettr"] == 0.0 and single["interruptions"] == {"total": 0.0, "x": 0.0}
     with pytest.raises(ValueError):
         aggregate([])
 

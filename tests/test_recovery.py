@@ -80,6 +80,8 @@ def test_a_waiting_straggler_is_evicted_when_a_spare_frees_up_and_the_save_is_pa
         ("inject", "n2"), ("repaired", "n2"), ("evict", "n4"), ("spare_in", "n2"), ("stop", "job"),
         ("restarted", "job"),
     ]  # fmt: skip
+    assert records(sim, t)[2] == {"t": t, "kind": "evict", "target": "n4", "cause": "injected",
+                                  "effect": {"server": "in_repair"}}  # fmt: skip
     assert records(sim, t)[4]["cause"] == "evict:injected"
 
 
@@ -131,7 +133,7 @@ def test_natural_gray_faults_land_on_a_chip_and_slow_the_job():
     sim = Simulation(s.model_copy(update={"reliability": rel}), record=True)
     base = sim.base.breakdown
     slowed = set()
-    while len(slowed) < 3 and sim.now < 10 * DAY:
+    while len(slowed) < 3 and sim.now < 10 * DAY and sim.next_event_time is not None:
         sim.step_to_next_event()
         kinds = {g.kind for g in sim.gray_faults if sim.server_slot[g.server] >= 0}
         step = sim.job.estimate
@@ -208,6 +210,10 @@ def test_a_joining_spare_that_fails_is_replaced_by_the_next_one():
     assert sim.replicas_up == 28
     sim.run_until(HOUR + DETECT + 120 + JOIN)  # n9 joins
     assert sim.replicas_up == 32 and sim.slot_server[2] == 9 and conserved(sim, 10)
+    sim.inject(Fault("n8", "repair"))  # back in the pool, and the next spare to join
+    sim.inject(Fault("n5"))
+    sim.run_until(sim.now + DETECT + JOIN)
+    assert sim.slot_server[5] == 8 and sim.replicas_up == 32
 
 
 def test_an_idle_server_that_fails_leaves_its_group_waiting_for_two_spares():
@@ -409,17 +415,19 @@ def test_each_fault_class_is_drawn_over_the_units_the_cluster_has(overrides):
         assert population == counts[fc.unit], fc.name
 
 
-def test_core_switches_fail_on_a_three_tier_cluster():
+@pytest.mark.parametrize("kind", ["spine", "core"])
+def test_spine_and_core_switches_fail_on_a_three_tier_cluster(kind):
     s = scenario("cluster.nodes=264", "cluster.spare_nodes=8", "cluster.fabric.tiers=3", "parallelism.dp=auto",
                  "workload.global_batch=1024", 'cluster.fabric.topology="fat-tree"', NO_FAULTS)  # fmt: skip
-    rates = {**s.reliability.rates, "core_switch": 2e-3}
+    rates = {**s.reliability.rates, f"{kind}_switch": 2e-3}
     s = s.model_copy(update={"reliability": s.reliability.model_copy(update={"rates": rates})})
-    cores = unit_counts(s, plan_clos(s.cluster))["core"]
+    units = unit_counts(s, plan_clos(s.cluster))[kind]
     sim = Simulation(s, record=True)
     sim.run_until(20 * DAY)
     hit = [r["target"] for r in records(sim) if r["kind"] == "fault"]
-    assert len(hit) > 0.5 * 2e-3 * cores * 20 * 24  # about half the expected count at least
-    assert all(t.startswith("core") and int(t[4:]) < cores for t in hit)
+    assert len(hit) > 0.5 * 2e-3 * units * 20 * 24  # about half the expected count at least
+    assert all(t.startswith(kind) and int(t[len(kind) :]) < units for t in hit)
+    assert sim.summary().interruptions == {"total": 0}  # a switch above the leaves slows the job, no more
 
 
 # ---------------------------------------------------------------- the event log, record by record
@@ -506,6 +514,24 @@ def test_a_server_failing_during_a_restart_stops_it_until_detected():
     assert sim.job_state == "stopped" and sim.snapshot().job_state == "hung"
     sim.run_until(restart_done - 60 + DETECT + RESTART)  # detected, the second spare in, restarted
     assert sim.job_state == "running" and sim.summary().interruptions == {"injected": 2, "total": 2}
+
+
+def test_a_crash_during_a_restart_starts_the_restart_over():
+    sim = Simulation(starter())
+    sim.inject(Fault("job", "crash"))
+    sim.run_until(300)  # detected at 180: restarting until 780
+    sim.inject(Fault("job", "crash"))  # detected at 480: restarting until 1,080
+    sim.run_until(1080 - 1)
+    assert sim.job_state == "restarting" and sim.tokens_per_s == 0
+    sim.run_until(1080)
+    assert sim.job_state == "running" and sim.summary().interruptions == {"injected": 2, "total": 2}
+
+
+def test_the_first_server_leaves_its_slot_like_any_other():
+    sim = Simulation(starter())
+    sim.inject(Fault("n0"))
+    sim.run_until(DETECT)
+    assert sim.server_slot[0] == -1 and sim.slot_server[0] == 8 and sim.server_slot[8] == 0
 
 
 def test_a_crash_kept_inside_a_node_group_writes_these_records():

@@ -57,12 +57,6 @@ class GrayFaults:
     def tokens_on(self, server: int) -> list[int]:
         return [token for token, g in self._faults.items() if g.server == server]
 
-    def on_server(self, server: int) -> bool:
-        return any(g.server == server for g in self._faults.values())
-
-    def on_chip(self, server: int, local: int) -> bool:
-        return any(g.server == server and g.local == local for g in self._faults.values())
-
     # ------------------------------------------------------------ the job's view
 
     def show(self, slot: int, server: int) -> None:

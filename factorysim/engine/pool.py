@@ -75,7 +75,8 @@ class ServerPool:
                 "in_repair": n[REPAIR] * c, "spare": n[SPARE] * c, "total": sum(n) * c}  # fmt: skip
 
     def slot_active(self, slot: int) -> bool:
-        server = self.slot_server[slot] if 0 <= slot < self.slots else -1
+        """The slot holds a server that is training."""
+        server = self.slot_server[slot]
         return server >= 0 and self.status[server] == ACTIVE
 
     # ------------------------------------------------------------ replicas
