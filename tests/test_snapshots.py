@@ -50,6 +50,10 @@ def test_a_failed_leaf(snap_compare, size):
         app.sandbox.inject(Fault("leaf7", "fail"))
         sim.run_until(6 * 3600 + 600)
         app.canvas.select("leaf7")
+        for _ in range(100):  # the cluster graph, built off the UI thread, lists leaf7's links (where shown)
+            if app.sandbox.has_graph:
+                break
+            await pilot.pause(0.05)
         await settle(pilot, 0.3)
 
     assert snap_compare(starter(), terminal_size=size, run_before=run_before)

@@ -520,12 +520,12 @@ class FactorySimApp(App[None]):
             return
         if box.node:
             self.tour.advance("select")
-        if box.id in self.canvas.alerts and box.node:  # looked at: the alert has done its job
+        if box.node:  # looked at: its alerts have done their job (placed on the map yet or not)
             width = self._layout_width or 100
-            self._alert_nodes = [
-                n for n in self._alert_nodes if self.sandbox.box_in_view(self.view, n, width) != box.id
-            ]
-            self._place_alerts()
+            kept = [n for n in self._alert_nodes if self.sandbox.box_in_view(self.view, n, width) != box.id]
+            if len(kept) != len(self._alert_nodes):
+                self._alert_nodes = kept
+                self._place_alerts()
         if box.node and not self.sandbox.has_graph:  # its links come once the graph is built
             await self.inspector.show_box(box, self._props(box), [])
             self._build_graph(keep_selection=True)
