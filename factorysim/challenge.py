@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from .engine import Simulation
-from .scenario import Problem, Scenario, ScenarioError, parse_duration, scenario_data, validate_scenario
+from .scenario import Problem, Scenario, ScenarioError, parse_duration, scenario_data, validate_scenario, value_at
 from .scenario.models import ChallengeConfig
 
 State = Literal["playing", "won", "lost"]
@@ -33,15 +33,6 @@ class ChallengeStatus:
         return self.state != "playing"
 
 
-def _value(data: dict[str, Any], path: str) -> Any:
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -53,12 +44,13 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def edit_refusal(ch: ChallengeConfig, path: str) -> str | None:
-    """Why this challenge does not let the player change `path` (None: it does)."""
-    if any(fnmatch.fnmatchcase(path, pattern) or path == pattern for pattern in ch.may_change):
+def edit_refusal(ch: ChallengeConfig | None, path: str) -> Problem | None:
+    """Why the challenge (if any) does not let the player change `path`, as a problem naming it (None: it does).
+    The command line's --set and the sandbox's edits both ask here."""
+    if ch is None or any(fnmatch.fnmatchcase(path, pattern) or path == pattern for pattern in ch.may_change):
         return None
     allowed = ", ".join(ch.may_change) or "nothing"
-    return f"this challenge lets you change: {allowed}"
+    return Problem(path, f"this challenge lets you change: {allowed}")
 
 
 def budget_problems(ch: ChallengeConfig, scenario: Scenario) -> list[Problem]:
@@ -68,13 +60,13 @@ def budget_problems(ch: ChallengeConfig, scenario: Scenario) -> list[Problem]:
     out = []
     for bounds, below in ((ch.min, True), (ch.max, False)):
         for path, limit in bounds.items():
-            value = _number(derived.get(path, _value(data, path)))
+            value = _number(derived.get(path, value_at(data, path)))
             bound = _number(limit)
             if value is None or bound is None:
                 continue
             if (value < bound) if below else (value > bound):
                 word = "at least" if below else "at most"
-                out.append(Problem(path, f"the challenge's budget allows {word} {limit} (got {_value(data, path)})"))
+                out.append(Problem(path, f"the challenge's budget allows {word} {limit} (got {value_at(data, path)})"))
     return out
 
 

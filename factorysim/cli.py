@@ -351,7 +351,7 @@ def _fail(message: str) -> int:
 def _scenario_or_challenge(args: argparse.Namespace):
     """The scenario named by SCENARIO or by --challenge NAME, with --set overrides."""
     from . import check_scenario, load_scenario
-    from .challenge import budget_problems, load_challenge
+    from .challenge import budget_problems, edit_refusal, load_challenge
     from .scenario import Problem, ScenarioError, apply_overrides, scenario_data, validate_scenario
 
     name = getattr(args, "challenge", None)
@@ -362,7 +362,7 @@ def _scenario_or_challenge(args: argparse.Namespace):
     base = load_challenge(name)
     if not args.overrides:
         return base
-    refusals = [p for o in args.overrides if (p := _refusal(base, o.split("=", 1)[0].strip()))]
+    refusals = [p for o in args.overrides if (p := edit_refusal(base.challenge, o.split("=", 1)[0].strip()))]
     if refusals:
         raise ScenarioError(refusals, f"challenge {name}")
     scenario = validate_scenario(apply_overrides(scenario_data(base), args.overrides), f"challenge {name}")
@@ -370,14 +370,6 @@ def _scenario_or_challenge(args: argparse.Namespace):
     if problems:
         raise ScenarioError(problems, f"challenge {name}")
     return scenario
-
-
-def _refusal(scenario, path: str):
-    from .challenge import edit_refusal
-    from .scenario import Problem
-
-    reason = edit_refusal(scenario.challenge, path)
-    return Problem(path, reason) if reason else None
 
 
 def cmd_play(args: argparse.Namespace) -> int:

@@ -22,7 +22,16 @@ from .challenge import status as challenge_status
 from .engine import STATUS, Fault, Replayer, Simulation
 from .engine.faults import parse_target
 from .perf import StepEstimate
-from .scenario import Problem, Scenario, ScenarioError, save_scenario, scenario_data, validate_scenario
+from .scenario import (
+    Problem,
+    Scenario,
+    ScenarioError,
+    save_scenario,
+    scenario_data,
+    set_value_at,
+    validate_scenario,
+    value_at,
+)
 from .scenario.models import ChallengeConfig, TopologyEdit
 from .topology import plan_clos
 from .topology.edits import apply_edit, cluster_graph
@@ -149,8 +158,8 @@ class Sandbox:
     def _refused(self, path: str) -> EditResult | None:
         if self.read_only:
             return EditResult(False, (Problem(path, "this is a recorded run: it can be watched, not changed"),))
-        reason = edit_refusal(self.challenge, path) if self.challenge is not None else None
-        return EditResult(False, (Problem(path, reason),)) if reason else None
+        refusal = edit_refusal(self.challenge, path)
+        return EditResult(False, (refusal,)) if refusal else None
 
     def _try(self, data: dict[str, Any], graph: nx.Graph | None = None, what: str = "edit") -> EditResult:
         try:
@@ -173,25 +182,14 @@ class Sandbox:
         if (refused := self._refused(key_path)) is not None:
             return refused
         data = scenario_data(self.scenario)
-        node = data
-        parts = key_path.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                return EditResult(False, (Problem(key_path, "is not a table"),))
-        if value is None:
-            node.pop(parts[-1], None)
-        else:
-            node[parts[-1]] = value
+        try:
+            set_value_at(data, key_path, value)
+        except ScenarioError as exc:
+            return EditResult(False, tuple(exc.problems))
         return self._try(data, what=f"{key_path} = {value!r}" if value is not None else f"{key_path} unset")
 
     def value(self, key_path: str) -> Any:
-        node: Any = scenario_data(self.scenario)
-        for part in key_path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return value_at(scenario_data(self.scenario), key_path)
 
     def _edit_topology(self, edit: TopologyEdit) -> EditResult:
         if (refused := self._refused("topology")) is not None:

@@ -130,6 +130,11 @@ def test_override_values_are_validated_like_the_file():
     assert msg.startswith('parallelism.tp: got "four"')
 
 
+def test_an_override_through_a_key_that_holds_a_value_names_that_key():
+    [msg] = problems("parallelism.tp=4", "parallelism.tp.size=4")
+    assert msg == "parallelism.tp: is 4, not a table; cannot set parallelism.tp.size"
+
+
 def test_override_without_equals_sign_is_refused():
     with pytest.raises(ScenarioError, match=r"key\.path=value"):
         load_scenario(None, ["parallelism.tp"])

@@ -13,7 +13,9 @@ from .files import (
     save_scenario,
     scenario_data,
     scenario_toml,
+    set_value_at,
     validate_scenario,
+    value_at,
     write_atomically,
 )
 from .models import (
@@ -62,6 +64,8 @@ __all__ = [
     "save_scenario",
     "scenario_data",
     "scenario_toml",
+    "set_value_at",
     "validate_scenario",
+    "value_at",
     "write_atomically",
 ]  # fmt: skip
