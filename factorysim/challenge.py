@@ -15,6 +15,7 @@ from typing import Any, Literal
 from .engine import Simulation
 from .scenario import Problem, Scenario, ScenarioError, parse_duration, scenario_data, validate_scenario, value_at
 from .scenario.models import ChallengeConfig
+from .scenario.units import short_duration
 
 State = Literal["playing", "won", "lost"]
 
@@ -76,30 +77,30 @@ def status(ch: ChallengeConfig, sim: Simulation) -> ChallengeStatus:
     out_of_time = t >= within
     if ch.goal == "tokens":
         done = sim.progress / ch.target
-        headline = f"train {ch.target:.3g} tokens within {_days(within)}"
-        detail = f"{sim.progress:.3g} tokens ({min(done, 1):.1%}) at {_days(t)}"
+        headline = f"train {ch.target:.3g} tokens within {short_duration(within)}"
+        detail = f"{sim.progress:.3g} tokens ({min(done, 1):.1%}) at {short_duration(t)}"
         reached = sim.target_time_for(ch.target)
         if reached is not None and reached <= within:
             bonus = int(500 * (1 - reached / within))
             return ChallengeStatus("won", 1.0, 1000 + bonus, headline, detail,
-                                   f"{ch.target:.3g} tokens after {_days(reached)} of the {_days(within)} allowed")  # fmt: skip
+                                   f"{ch.target:.3g} tokens after {short_duration(reached)} of the {short_duration(within)} allowed")  # fmt: skip
         if out_of_time:
             return ChallengeStatus("lost", done, int(1000 * done), headline, detail,
                                    f"time is up: {sim.progress:.3g} of {ch.target:.3g} tokens")  # fmt: skip
         return ChallengeStatus("playing", min(done, 1.0), int(1000 * min(done, 1.0)), headline, detail)
     if ch.goal == "ettr":
-        headline = f"keep ETTR at or above {ch.target:.1%} for {_days(within)}"
-        detail = f"ETTR {sim.ettr:.2%} at {_days(t)}"
+        headline = f"keep ETTR at or above {ch.target:.1%} for {short_duration(within)}"
+        detail = f"ETTR {sim.ettr:.2%} at {short_duration(t)}"
         score = int(1000 * min(1.0, sim.ettr / ch.target))
         if out_of_time:
             if sim.ettr >= ch.target:
                 return ChallengeStatus("won", 1.0, 1000 + int(2000 * (sim.ettr - ch.target)), headline, detail,
-                                       f"ETTR {sim.ettr:.2%} over {_days(within)}")  # fmt: skip
+                                       f"ETTR {sim.ettr:.2%} over {short_duration(within)}")  # fmt: skip
             return ChallengeStatus("lost", t / within, score, headline, detail,
                                    f"ETTR {sim.ettr:.2%} is below {ch.target:.1%}")  # fmt: skip
         return ChallengeStatus("playing", t / within, score, headline, detail)
     mfu = sim.base.mfu
-    headline = f"reach a step MFU of {ch.target:.1%} within {_days(within)}"
+    headline = f"reach a step MFU of {ch.target:.1%} within {short_duration(within)}"
     detail = f"MFU {mfu:.1%} per step"
     if mfu >= ch.target:
         return ChallengeStatus("won", 1.0, 1000 + int(1000 * (mfu - ch.target)), headline, detail,
@@ -108,12 +109,6 @@ def status(ch: ChallengeConfig, sim: Simulation) -> ChallengeStatus:
         return ChallengeStatus("lost", mfu / ch.target, int(1000 * mfu / ch.target), headline, detail,
                                f"MFU {mfu:.1%} is below {ch.target:.1%}")  # fmt: skip
     return ChallengeStatus("playing", mfu / ch.target, int(1000 * mfu / ch.target), headline, detail)
-
-
-def _days(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:g} d" if seconds % 86400 == 0 else f"{seconds / 86400:.1f} d"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _files() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from factorysim.scenario import (
     scenario_toml,
     validate_scenario,
 )
-from factorysim.scenario.units import format_duration
+from factorysim.scenario.units import clock_text, format_duration, human_duration, short_duration
 
 from .conftest import SCENARIOS, custom_scenario, scenario
 
@@ -160,6 +160,21 @@ def test_model_can_be_given_as_a_shape():
 def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
     assert parse_duration(format_duration(parse_duration(text))) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "seconds,human,short,clock",
+    [
+        (0.25, "250 ms", "0.0042 min", "0d 00:00:00"),
+        (2700, "45.0 min", "45 min", "0d 00:45:00"),
+        (6 * 3600, "6.0 h", "6 h", "0d 06:00:00"),
+        (1.5 * 86400, "36.0 h", "1.5 d", "1d 12:00:00"),
+        (14 * 86400 + 3723, "14.0 d", "14 d", "14d 01:02:03"),
+    ],
+)
+def test_the_three_ways_a_time_is_shown(seconds, human, short, clock):
+    """Tables read human_duration, headlines and chart axes short_duration, the sim clock clock_text."""
+    assert (human_duration(seconds), short_duration(seconds), clock_text(seconds)) == (human, short, clock)
 
 
 @pytest.mark.parametrize("bad", ["", "3x", "-5m", "m", True, None])
