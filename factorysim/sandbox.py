@@ -20,7 +20,6 @@ from . import check_scenario
 from .challenge import ChallengeStatus, budget_problems, edit_refusal
 from .challenge import status as challenge_status
 from .engine import STATUS, Fault, Replayer, Simulation
-from .engine.faults import parse_target
 from .perf import StepEstimate
 from .scenario import (
     Problem,
@@ -37,6 +36,7 @@ from .topology import plan_clos
 from .topology.edits import apply_edit, cluster_graph
 from .topology.index import FabricIndex
 from .topology.layout import Box, Hierarchy, Scene, View, scene
+from .topology.targets import parse_target
 
 if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
     import networkx as nx

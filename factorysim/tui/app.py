@@ -24,10 +24,10 @@ from textual.theme import Theme
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from ..engine import Fault, SimClock, Snapshot
-from ..engine.faults import parse_target
 from ..sandbox import Sandbox
 from ..scenario import Scenario, ScenarioError
 from ..topology.layout import Box
+from ..topology.targets import parse_target
 from .canvas import GLYPHS, STATE_WORDS, TopologyCanvas, free_spot, legend_items
 from .dashboard import Dashboard
 from .events import EventLog, node_of
