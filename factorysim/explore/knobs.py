@@ -206,7 +206,7 @@ LABELS: dict[str, str] = {k.key: k.label for k in KNOBS}
 def scenario_value(s: Scenario, key: str) -> Any:
     """The value a scenario gives a knob (dp resolved when "auto")."""
     if key == "parallelism.dp":
-        from ..scenario.checks import resolve_layout
+        from ..scenario.parallel import resolve_layout
 
         return resolve_layout(s).dp
     node: Any = s

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..perf import estimate_step, memory_per_chip, step_links
-from ..scenario.checks import resolve_layout
 from ..scenario.models import Scenario
+from ..scenario.parallel import resolve_layout
 from . import cache
 from .goodput import expected_goodput
 from .knobs import BY_KEY, KNOBS, MEMORY_RULE, Choice, Space, scenario_value

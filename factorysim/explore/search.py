@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..perf import StepEstimate, estimate
-from ..scenario.checks import resolve_layout
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario, value_at
 from ..scenario.models import Scenario
+from ..scenario.parallel import resolve_layout
 from . import cache
 from .goodput import expected_goodput
 from .knobs import BY_KEY, KNOBS, LABELS, Space, scenario_value

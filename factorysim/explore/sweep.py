@@ -21,10 +21,10 @@ import numpy as np
 
 from .._version import __version__
 from ..perf import estimate
-from ..scenario.checks import resolve_layout
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario
 from ..scenario.models import Scenario
+from ..scenario.parallel import resolve_layout
 from . import cache
 from .runner import LocalRunner, Runner, batches
 from .store import ResultStore

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scenario.checks import ParallelLayout, resolve_layout
 from ..scenario.errors import Problem
 from ..scenario.models import Scenario
+from ..scenario.parallel import ParallelLayout, resolve_layout
 from ..topology.edits import index_for
 from ..topology.index import FabricIndex
 from .memory import memory_problems
