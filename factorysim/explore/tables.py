@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..console import describe, waterfall_table
+from ..console import waterfall_table
+from ..labels import describe
 from ..perf import StepEstimate
 from .knobs import BY_KEY, LABELS
 from .search import SearchResult, changes, refusal_lines

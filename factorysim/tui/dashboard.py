@@ -16,8 +16,8 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ..challenge import ChallengeStatus
-from ..console import FACTOR_NAMES, si
 from ..engine import Snapshot
+from ..labels import FACTOR_NAMES, si
 from ..perf import StepEstimate
 from ..scenario.units import clock_text, human_duration, short_duration
 
