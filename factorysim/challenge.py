@@ -54,8 +54,10 @@ def edit_refusal(ch: ChallengeConfig | None, path: str) -> Problem | None:
     return Problem(path, f"this challenge lets you change: {allowed}")
 
 
-def budget_problems(ch: ChallengeConfig, scenario: Scenario) -> list[Problem]:
-    """Values outside the challenge's min/max bounds."""
+def budget_problems(ch: ChallengeConfig | None, scenario: Scenario) -> list[Problem]:
+    """Values outside the challenge's min/max bounds (none without a challenge)."""
+    if ch is None:
+        return []
     data = scenario_data(scenario)
     derived = {"cluster.total_chips": scenario.cluster.total_chips, "cluster.job_chips": scenario.cluster.job_chips}
     out = []
@@ -124,7 +126,14 @@ def list_challenges() -> list[tuple[str, Scenario]]:
     """The built-in challenges, easiest first."""
     order = {"easy": 0, "medium": 1, "hard": 2}
     found = [(name, load_challenge(name)) for name in _files()]
-    return sorted(found, key=lambda item: (order[item[1].challenge.level], item[0]))  # type: ignore[union-attr]
+    return sorted(found, key=lambda item: (order[challenge_of(item[1]).level], item[0]))
+
+
+def challenge_of(scenario: Scenario) -> ChallengeConfig:
+    """The [challenge] table of a scenario that must have one (a ScenarioError names the key if not)."""
+    if scenario.challenge is None:
+        raise ScenarioError([Problem("challenge", "this file has no [challenge] table")])
+    return scenario.challenge
 
 
 def load_challenge(name: str) -> Scenario:

@@ -668,21 +668,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_challenges(args: argparse.Namespace) -> int:
-    from .challenge import list_challenges
+    from .challenge import challenge_of, list_challenges
     from .console import print_rows
 
     console = _console()
-    rows = [
-        (name, s.challenge.level, s.challenge.title, f"{s.cluster.total_chips:,}", s.challenge.goal)
-        for name, s in list_challenges()
-    ]
+    found = [(name, s, challenge_of(s)) for name, s in list_challenges()]
+    rows = [(name, ch.level, ch.title, f"{s.cluster.total_chips:,}", ch.goal) for name, s, ch in found]
     print_rows(
         console, "Challenges (factorysim play --challenge NAME)", ["name", "level", "title", "chips", "goal"], rows
     )
     console.print()
-    for name, s in list_challenges():
-        console.print(f"[b]{name}[/b]: {s.challenge.brief}")
-        console.print(f"  you may change: {', '.join(s.challenge.may_change)}", style="dim")
+    for name, _, ch in found:
+        console.print(f"[b]{name}[/b]: {ch.brief}")
+        console.print(f"  you may change: {', '.join(ch.may_change)}", style="dim")
     return 0
 
 

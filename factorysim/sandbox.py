@@ -125,9 +125,8 @@ class Sandbox:
 
     def seek(self, t: float) -> bool:
         """A recording: show it at sim time t. True when the run was simulated again from the start."""
-        assert self.replayer is not None, "seek is for recorded runs"
         old = self.sim
-        self.sim = self.replayer.seek(t)
+        self.sim = self.recording.seek(t)
         if self.sim is not old:
             self.sim.listeners.append(self._relay)
         return self.sim is not old
@@ -135,6 +134,13 @@ class Sandbox:
     @property
     def read_only(self) -> bool:
         return self.replayer is not None
+
+    @property
+    def recording(self) -> Replayer:
+        """The recorded run this sandbox shows; only a sandbox made from a log has one."""
+        if self.replayer is None:
+            raise RuntimeError("a live run has no recording: seeking is for recorded runs")
+        return self.replayer
 
     def _relay(self, record: dict[str, Any]) -> None:
         for listener in self.listeners:

@@ -84,10 +84,10 @@ def with_choice(s: Scenario, choice: Choice, sections: dict | None = None) -> Sc
         if sections is None:
             update[sec] = getattr(s, sec).model_copy(update=vals)
             continue
-        key = (sec, tuple(vals.items()))
-        found = sections.get(key)
+        cache_key = (sec, tuple(vals.items()))
+        found = sections.get(cache_key)
         if found is None:
-            found = sections[key] = getattr(s, sec).model_copy(update=vals)
+            found = sections[cache_key] = getattr(s, sec).model_copy(update=vals)
         update[sec] = found
     return s.model_copy(update=update)
 

@@ -331,7 +331,7 @@ class Dashboard(Vertical, can_focus=True):
         table.add_column(justify="right", no_wrap=True, min_width=7 if narrow else 12)
         table.add_column(style="dim", no_wrap=True, min_width=9)
         table.add_column(justify="right", no_wrap=True, min_width=5 if narrow else 12)
-        rows = [
+        rows: list[tuple[str, str | Text, str, str]] = [
             ("tokens/s", count(frame.tokens_per_s), "no faults", count(frame.fault_free_tokens_per_s)),
             (
                 "ETTR",
