@@ -142,6 +142,8 @@ def load_challenge(name: str) -> Scenario:
         raise ScenarioError([Problem("--challenge", f'unknown challenge "{name}"; known: {", ".join(files)}')])
     data = tomllib.loads(files[name].read_text("utf-8"))
     scenario = validate_scenario(data, f"challenge {name}")
-    if scenario.challenge is None:
-        raise ScenarioError([Problem("challenge", "this file has no [challenge] table")], f"challenge {name}")
+    try:
+        challenge_of(scenario)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.problems, f"challenge {name}") from None
     return scenario
