@@ -74,10 +74,14 @@ def stage_problems(s: Scenario) -> list[Problem]:
                 )
             ]
     split = stage_layers_of(s)
-    if min(split) < p.interleave:
+    short = [i for i, n in enumerate(split) if n < p.interleave - (1 if i in (0, len(split) - 1) else 0)]
+    if short:
         uneven = p.stage_layers is not None or p.first_stage_layers is not None or p.last_stage_layers is not None
+        i = short[0]
         detail = (
-            f"a stage holds only {min(split)} layers ({', '.join(map(str, split))}) for {p.interleave} chunks"
+            f"stage {i} holds only {split[i]} layers ({', '.join(map(str, split))}) for {p.interleave} chunks; "
+            f"every chunk needs a layer, except the first stage's first chunk (it may hold the embedding alone) "
+            f"and the last stage's last chunk (the output layer alone)"
             if uneven
             else f"pp x interleave = {p.pp * p.interleave} chunks exceeds the model's {layers} layers"
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from .models import Scenario
 
@@ -24,6 +26,11 @@ class ParallelLayout:
     @property
     def chips(self) -> int:
         return self.tp * self.cp * self.pp * self.dp
+
+    @cached_property
+    def chunk_layers(self) -> tuple[tuple[int, ...], ...]:
+        """Layers of each of the `interleave` chunks of each stage (see `chunk_layers`)."""
+        return chunk_layers(self.stage_layers, self.interleave)
 
     def with_dp(self, dp: int) -> ParallelLayout:
         """The same layout with fewer (or more) replicas, each keeping its micro-batches."""
@@ -47,6 +54,18 @@ def split_layers(layers: int, pp: int, first: int | None = None, last: int | Non
         base, extra = divmod(rest, len(free))
         for j, i in enumerate(free):
             out[i] = base + (1 if j < extra else 0)
+    return tuple(out)
+
+
+def chunk_layers(stage_layers: Sequence[int], interleave: int) -> tuple[tuple[int, ...], ...]:
+    """Layers of each chunk of each stage: as even as possible, the earlier chunks taking the extra layers,
+    except on the first stage, whose first chunk (with the input embedding) is the shorter one. So a first or
+    last stage one layer short of v chunks has a chunk of the embedding (or the output layer) alone."""
+    out = []
+    for i, n in enumerate(stage_layers):
+        base, extra = divmod(n, interleave)
+        chunks = [base + 1] * extra + [base] * (interleave - extra)
+        out.append(tuple(reversed(chunks)) if i == 0 and len(stage_layers) > 1 else tuple(chunks))
     return tuple(out)
 
 
