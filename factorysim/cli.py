@@ -354,7 +354,7 @@ def _fail(message: str) -> int:
 def _scenario_or_challenge(args: argparse.Namespace):
     """The scenario named by SCENARIO or by --challenge NAME, with --set overrides."""
     from . import check_scenario, load_scenario
-    from .challenge import budget_problems, load_challenge
+    from .challenge import budget_problems, edit_refusal, load_challenge
     from .scenario import Problem, ScenarioError, apply_overrides, scenario_data, validate_scenario
 
     name = getattr(args, "challenge", None)
@@ -365,7 +365,7 @@ def _scenario_or_challenge(args: argparse.Namespace):
     base = load_challenge(name)
     if not args.overrides:
         return base
-    refusals = [p for o in args.overrides if (p := _refusal(base, o.split("=", 1)[0].strip()))]
+    refusals = [p for o in args.overrides if (p := edit_refusal(base.challenge, o.split("=", 1)[0].strip()))]
     if refusals:
         raise ScenarioError(refusals, f"challenge {name}")
     scenario = validate_scenario(apply_overrides(scenario_data(base), args.overrides), f"challenge {name}")
@@ -373,14 +373,6 @@ def _scenario_or_challenge(args: argparse.Namespace):
     if problems:
         raise ScenarioError(problems, f"challenge {name}")
     return scenario
-
-
-def _refusal(scenario, path: str):
-    from .challenge import edit_refusal
-    from .scenario import Problem
-
-    reason = edit_refusal(scenario.challenge, path)
-    return Problem(path, reason) if reason else None
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -679,21 +671,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_challenges(args: argparse.Namespace) -> int:
-    from .challenge import list_challenges
+    from .challenge import challenge_of, list_challenges
     from .console import print_rows
 
     console = _console()
-    rows = [
-        (name, s.challenge.level, s.challenge.title, f"{s.cluster.total_chips:,}", s.challenge.goal)
-        for name, s in list_challenges()
-    ]
+    found = [(name, s, challenge_of(s)) for name, s in list_challenges()]
+    rows = [(name, ch.level, ch.title, f"{s.cluster.total_chips:,}", ch.goal) for name, s, ch in found]
     print_rows(
         console, "Challenges (factorysim play --challenge NAME)", ["name", "level", "title", "chips", "goal"], rows
     )
     console.print()
-    for name, s in list_challenges():
-        console.print(f"[b]{name}[/b]: {s.challenge.brief}")
-        console.print(f"  you may change: {', '.join(s.challenge.may_change)}", style="dim")
+    for name, _, ch in found:
+        console.print(f"[b]{name}[/b]: {ch.brief}")
+        console.print(f"  you may change: {', '.join(ch.may_change)}", style="dim")
     return 0
 
 

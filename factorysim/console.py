@@ -8,17 +8,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .labels import FACTOR_NAMES, describe, si
 from .perf.step import StepEstimate
 from .scenario.models import Scenario
-
-FACTOR_NAMES = (
-    ("generality", "generality", "ops on the chip's fast paths"),
-    ("chip", "chip", "kernel mix, chip alone"),
-    ("node", "node", "communication inside servers"),
-    ("cluster", "cluster", "fabric, bubble, stragglers"),
-    ("stability", "stability", "faults, checkpoints, restarts"),
-)
-
 
 PIPE_WIDTH = 200
 """Columns for output that is not a terminal (a pipe, a file): wide enough that no table is cut."""
@@ -32,32 +24,11 @@ def terminal_console() -> Console:
     return console
 
 
-def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """1.23e15 → '1.23 P' + unit."""
-    for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}".rstrip()
-
-
 def bar(fraction: float, width: int = 20) -> str:
     fraction = max(0.0, min(1.0, fraction))
     full = int(fraction * width)
     part = " ▏▎▍▌▋▊▉"[int((fraction * width - full) * 8)]
     return ("█" * full + (part if full < width else "")).ljust(width)
-
-
-def describe(s: Scenario, e: StepEstimate) -> str:
-    c, lay = s.cluster, e.layout
-    parts = [f"TP{lay.tp}", f"PP{lay.pp}" + (f"×{lay.interleave}" if lay.interleave > 1 else ""), f"DP{lay.dp}"]
-    if lay.cp > 1:
-        parts.append(f"CP{lay.cp}")
-    if lay.ep > 1:
-        parts.append(f"EP{lay.ep}")
-    return (
-        f"{s.workload.model_name} on {e.chips:,} × {c.chip_name} ({c.job_nodes:,} servers + {c.spare_nodes} spare), "
-        f"{' '.join(parts)}, {s.workload.precision.upper()}, recompute {s.workload.recompute}"
-    )
 
 
 def waterfall_table(e: StepEstimate, stability_note: str = "1 per step; see factorysim run") -> Table:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .scenario.errors import Problem, ScenarioError, show
-from .scenario.files import write_atomically
+from .scenario.files import file_kind, write_atomically
 
 
 @dataclass(frozen=True)
@@ -27,16 +27,6 @@ class Output:
     flag: str
     path: str
     replace: bool
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def _interactive() -> bool:
@@ -73,7 +63,7 @@ def _problem(flag: str, path: str, reading: Sequence[str], force: bool, ask: boo
         if stat.S_ISDIR(info.st_mode):
             return Problem(flag, f"{shown} is a directory; name a file in it"), False
         if not stat.S_ISREG(info.st_mode) and not stat.S_ISLNK(info.st_mode):
-            return Problem(flag, f"{shown} is {_kind(info.st_mode)}; factorysim writes only regular files"), False
+            return Problem(flag, f"{shown} is {file_kind(info.st_mode)}; factorysim writes only regular files"), False
         if not force and not (ask and _ask(f"{path} exists; overwrite it?")):
             return Problem(flag, f"{shown} exists; add --force to overwrite it"), False
     folder = os.path.dirname(path) or "."

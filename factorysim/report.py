@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .console import FACTOR_NAMES, describe, si
 from .engine import Simulation
+from .labels import FACTOR_NAMES, describe, si
 from .perf import StepEstimate
 from .scenario import Scenario
 from .scenario.units import human_duration

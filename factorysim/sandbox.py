@@ -20,14 +20,23 @@ from . import check_scenario
 from .challenge import ChallengeStatus, budget_problems, edit_refusal
 from .challenge import status as challenge_status
 from .engine import STATUS, Fault, Replayer, Simulation
-from .engine.faults import parse_target
 from .perf import StepEstimate
-from .scenario import Problem, Scenario, ScenarioError, save_scenario, scenario_data, validate_scenario
+from .scenario import (
+    Problem,
+    Scenario,
+    ScenarioError,
+    save_scenario,
+    scenario_data,
+    set_value_at,
+    validate_scenario,
+    value_at,
+)
 from .scenario.models import ChallengeConfig, TopologyEdit
 from .topology import plan_clos
 from .topology.edits import apply_edit, cluster_graph
 from .topology.index import FabricIndex
 from .topology.layout import Box, Hierarchy, Scene, View, scene
+from .topology.targets import parse_target
 
 if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
     import networkx as nx
@@ -116,9 +125,8 @@ class Sandbox:
 
     def seek(self, t: float) -> bool:
         """A recording: show it at sim time t. True when the run was simulated again from the start."""
-        assert self.replayer is not None, "seek is for recorded runs"
         old = self.sim
-        self.sim = self.replayer.seek(t)
+        self.sim = self.recording.seek(t)
         if self.sim is not old:
             self.sim.listeners.append(self._relay)
         return self.sim is not old
@@ -126,6 +134,13 @@ class Sandbox:
     @property
     def read_only(self) -> bool:
         return self.replayer is not None
+
+    @property
+    def recording(self) -> Replayer:
+        """The recorded run this sandbox shows; only a sandbox made from a log has one."""
+        if self.replayer is None:
+            raise RuntimeError("a live run has no recording: seeking is for recorded runs")
+        return self.replayer
 
     def _relay(self, record: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -149,8 +164,8 @@ class Sandbox:
     def _refused(self, path: str) -> EditResult | None:
         if self.read_only:
             return EditResult(False, (Problem(path, "this is a recorded run: it can be watched, not changed"),))
-        reason = edit_refusal(self.challenge, path) if self.challenge is not None else None
-        return EditResult(False, (Problem(path, reason),)) if reason else None
+        refusal = edit_refusal(self.challenge, path)
+        return EditResult(False, (refusal,)) if refusal else None
 
     def _try(self, data: dict[str, Any], graph: nx.Graph | None = None, what: str = "edit") -> EditResult:
         try:
@@ -173,25 +188,14 @@ class Sandbox:
         if (refused := self._refused(key_path)) is not None:
             return refused
         data = scenario_data(self.scenario)
-        node = data
-        parts = key_path.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                return EditResult(False, (Problem(key_path, "is not a table"),))
-        if value is None:
-            node.pop(parts[-1], None)
-        else:
-            node[parts[-1]] = value
+        try:
+            set_value_at(data, key_path, value)
+        except ScenarioError as exc:
+            return EditResult(False, tuple(exc.problems))
         return self._try(data, what=f"{key_path} = {value!r}" if value is not None else f"{key_path} unset")
 
     def value(self, key_path: str) -> Any:
-        node: Any = scenario_data(self.scenario)
-        for part in key_path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return value_at(scenario_data(self.scenario), key_path)
 
     def _edit_topology(self, edit: TopologyEdit) -> EditResult:
         if (refused := self._refused("topology")) is not None:

@@ -13,7 +13,7 @@ import pytest
 
 from factorysim import Scenario, estimate, load_scenario
 from factorysim.cli import main
-from factorysim.console import si
+from factorysim.labels import si
 
 from .conftest import SCENARIOS
 

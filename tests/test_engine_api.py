@@ -9,9 +9,9 @@ import pytest
 
 from factorysim import Fault, Simulation
 from factorysim.engine import FakeTime, SimClock, aggregate, run_seeds
-from factorysim.engine.faults import parse_target
 from factorysim.scenario import ScenarioError
 from factorysim.topology import plan_clos
+from factorysim.topology.targets import parse_target
 
 from .conftest import scenario
 from .test_engine import NO_FAULTS

@@ -168,3 +168,15 @@ def test_a_failed_leaf_comes_back_after_its_repair_time():
     assert sb.switch_state("leaf", 2) == "failed"
     sb.sim.run_until(repair + 1)
     assert sb.switch_state("leaf", 2) == "ok"
+
+
+def test_an_edit_through_a_key_that_holds_a_value_names_that_key_and_keeps_the_scenario():
+    sb = Sandbox(scenario())
+    before = sb.scenario
+    result = sb.edit("parallelism.tp.size", 4)
+    assert not result.ok
+    assert [(p.path, p.message) for p in result.problems] == [
+        ("parallelism.tp", f"is {before.parallelism.tp}, not a table; cannot set parallelism.tp.size")
+    ]
+    assert sb.scenario == before and sb.value("parallelism.tp") == before.parallelism.tp
+    assert sb.value("parallelism.tp.size") is None and sb.value("no.such.key") is None

@@ -21,7 +21,7 @@ from factorysim.scenario import (
     scenario_toml,
     validate_scenario,
 )
-from factorysim.scenario.units import format_duration
+from factorysim.scenario.units import clock_text, format_duration, human_duration, short_duration
 
 from .conftest import SCENARIOS, custom_scenario, scenario
 
@@ -130,6 +130,11 @@ def test_override_values_are_validated_like_the_file():
     assert msg.startswith('parallelism.tp: got "four"')
 
 
+def test_an_override_through_a_key_that_holds_a_value_names_that_key():
+    [msg] = problems("parallelism.tp=4", "parallelism.tp.size=4")
+    assert msg == "parallelism.tp: is 4, not a table; cannot set parallelism.tp.size"
+
+
 def test_override_without_equals_sign_is_refused():
     with pytest.raises(ScenarioError, match=r"key\.path=value"):
         load_scenario(None, ["parallelism.tp"])
@@ -155,6 +160,21 @@ def test_model_can_be_given_as_a_shape():
 def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
     assert parse_duration(format_duration(parse_duration(text))) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "seconds,human,short,clock",
+    [
+        (0.25, "250 ms", "0.0042 min", "0d 00:00:00"),
+        (2700, "45.0 min", "45 min", "0d 00:45:00"),
+        (6 * 3600, "6.0 h", "6 h", "0d 06:00:00"),
+        (1.5 * 86400, "36.0 h", "1.5 d", "1d 12:00:00"),
+        (14 * 86400 + 3723, "14.0 d", "14 d", "14d 01:02:03"),
+    ],
+)
+def test_the_three_ways_a_time_is_shown(seconds, human, short, clock):
+    """Tables read human_duration, headlines and chart axes short_duration, the sim clock clock_text."""
+    assert (human_duration(seconds), short_duration(seconds), clock_text(seconds)) == (human, short, clock)
 
 
 @pytest.mark.parametrize("bad", ["", "3x", "-5m", "m", True, None])

@@ -195,6 +195,15 @@ def test_search_command_prints_the_top_layouts_why_and_the_counts(capsys):
     assert out.count("From peak to delivered") == 2
 
 
+def test_search_over_chips_shows_the_scenarios_own_chip_in_its_own_row(capsys):
+    assert main(["search", str(SCENARIOS / "default.toml"), "--fix", "parallelism.zero=1", "--fix",
+                 "workload.recompute=selective", "--fix", "workload.precision=bf16", "--vary",
+                 "cluster.chip=H100-SXM-80GB,A100-SXM-80GB", "--top", "2", "--workers", "1"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    [own] = [line.split() for line in out.splitlines() if line.startswith("own ")]
+    assert own[4:6] == ["H100-SXM-80GB", "TP2"]  # the starter's chip and layout, after tokens/s, MFU, GB/chip
+
+
 def test_search_json_and_write_give_a_scenario_that_loads_and_matches(tmp_path, capsys):
     out = tmp_path / "best.toml"
     args = ["search", str(SCENARIOS / "default.toml"), "--fix", "parallelism.zero=1", "--top", "1", "--json",

@@ -1,10 +1,9 @@
-"""Fault classes, fault targets, and the superposed Poisson process of natural faults."""
+"""Fault classes, the targets each kind applies to, and the superposed Poisson process of natural faults."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,6 +11,7 @@ from ..scenario.catalog import catalog
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.models import FAULT_KINDS, Scenario
 from ..topology.graph import ClosPlan
+from ..topology.targets import Target, parse_target
 
 JOB_REFERENCE_CHIPS = 16384
 """Job-level rates in the catalog are per 16,384-GPU job (the Llama 3 study) and scale with the job's chips."""
@@ -98,19 +98,7 @@ class FaultProcess:
             self._weeks += 1
 
 
-# ------------------------------------------------------------------ targets
-
-
-@dataclass(frozen=True)
-class Target:
-    """A fault target: a server, a chip, a switch, or the job."""
-
-    kind: str  # server | chip | leaf | spine | core | job
-    index: int = 0
-    name: str = field(default="", compare=False)
-
-
-_NAME = re.compile(r"^(?:n(\d+)(?:\.(\d+))?|(leaf|spine|core)(\d+)|(job))$")
+# ------------------------------------------------------------------ what a fault applies to
 
 ALLOWED = {
     "fail": ("server", "chip", "leaf", "spine", "core"),
@@ -120,42 +108,6 @@ ALLOWED = {
     "crash": ("job",),
     "repair": ("server", "chip", "leaf", "spine", "core"),
 }
-
-
-def describe_targets(plan: ClosPlan) -> str:
-    parts = [f"servers n0-n{plan.servers - 1}", f"chips n0.0-n{plan.servers - 1}.{plan.chips_per_node - 1}",
-             f"leaf0-leaf{plan.leaves - 1}", f"spine0-spine{plan.pods * plan.spines_per_pod - 1}"]  # fmt: skip
-    if plan.tiers == 3:
-        parts.append(f"core0-core{plan.spines_per_pod * plan.cores_per_plane - 1}")
-    return ", ".join(parts) + ', "job"'
-
-
-def parse_target(name: str, plan: ClosPlan, path: str = "target") -> Target:
-    """A target name checked against this cluster; a ScenarioError names what exists."""
-    m = _NAME.match(name.strip())
-    limits = {
-        "leaf": plan.leaves,
-        "spine": plan.pods * plan.spines_per_pod,
-        "core": plan.spines_per_pod * plan.cores_per_plane if plan.tiers == 3 else 0,
-    }
-    target: Target | None = None
-    if m:
-        if m.group(5):
-            target = Target("job", 0, "job")
-        elif m.group(3):
-            i = int(m.group(4))
-            if i < limits[m.group(3)]:
-                target = Target(m.group(3), i, name)
-        else:
-            server = int(m.group(1))
-            if server < plan.servers:
-                if m.group(2) is None:
-                    target = Target("server", server, name)
-                elif int(m.group(2)) < plan.chips_per_node:
-                    target = Target("chip", server * plan.chips_per_node + int(m.group(2)), name)
-    if target is None:
-        raise ScenarioError([Problem(path, f'no "{name}" in this cluster; it has {describe_targets(plan)}')])
-    return target
 
 
 @dataclass(frozen=True)

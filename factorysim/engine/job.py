@@ -16,8 +16,9 @@ from typing import Any
 from ..scenario.models import Scenario
 from ..topology.graph import ClosPlan, server_name
 from ..topology.index import FabricIndex
+from ..topology.targets import Target
 from .fabric import SwitchHealth
-from .faults import Fault, FaultClass, Target
+from .faults import Fault, FaultClass
 from .gray import GrayFault, GrayFaults
 from .policies import POLICIES, RecoveryPolicy
 from .pool import ACTIVE, FAILED, IDLE, JOINING, REPAIR, SPARE, ServerPool

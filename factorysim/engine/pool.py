@@ -18,7 +18,7 @@ import bisect
 
 import numpy as np
 
-from ..scenario.checks import ParallelLayout
+from ..scenario.parallel import ParallelLayout
 
 ACTIVE, SPARE, FAILED, REPAIR, IDLE, JOINING = range(6)
 STATUS = ("active", "spare", "failed", "in_repair", "idle", "joining")

@@ -6,8 +6,8 @@ from dataclasses import replace
 from math import ceil
 
 from ..perf import StepEstimate, estimate_step, step_links
-from ..scenario.checks import resolve_layout
 from ..scenario.models import Scenario
+from ..scenario.parallel import resolve_layout
 from ..topology.index import FabricIndex
 
 

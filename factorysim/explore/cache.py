@@ -17,9 +17,9 @@ from collections import OrderedDict
 from typing import Any
 
 from ..perf import step_links
-from ..scenario.checks import ParallelLayout
 from ..scenario.files import scenario_data, validate_scenario
 from ..scenario.models import Scenario
+from ..scenario.parallel import ParallelLayout
 from ..topology.edits import index_for
 from ..topology.index import FabricIndex
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.faults import fault_classes, unit_counts
-from ..scenario.checks import ParallelLayout
 from ..scenario.models import Scenario
+from ..scenario.parallel import ParallelLayout
 from ..topology.graph import ClosPlan
 
 

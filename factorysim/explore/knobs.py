@@ -18,8 +18,8 @@ from functools import cached_property
 from typing import Any, Literal
 
 from ..scenario.catalog import ModelSpec, catalog
-from ..scenario.checks import split_layers
 from ..scenario.models import Scenario
+from ..scenario.parallel import split_layers
 
 Choice = Mapping[str, Any]
 """The knobs chosen so far, by scenario key."""
@@ -211,7 +211,7 @@ LABELS: dict[str, str] = {k.key: k.label for k in KNOBS}
 def scenario_value(s: Scenario, key: str) -> Any:
     """The value a scenario gives a knob (dp resolved when "auto")."""
     if key == "parallelism.dp":
-        from ..scenario.checks import resolve_layout
+        from ..scenario.parallel import resolve_layout
 
         return resolve_layout(s).dp
     node: Any = s

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..perf import estimate_step, memory_per_chip, step_links
-from ..scenario.checks import resolve_layout
 from ..scenario.models import Scenario
+from ..scenario.parallel import resolve_layout
 from . import cache
 from .goodput import expected_goodput
 from .knobs import BY_KEY, KNOBS, MEMORY_RULE, Choice, Space, scenario_value
@@ -84,10 +84,10 @@ def with_choice(s: Scenario, choice: Choice, sections: dict | None = None) -> Sc
         if sections is None:
             update[sec] = getattr(s, sec).model_copy(update=vals)
             continue
-        key = (sec, tuple(vals.items()))
-        found = sections.get(key)
+        cache_key = (sec, tuple(vals.items()))
+        found = sections.get(cache_key)
         if found is None:
-            found = sections[key] = getattr(s, sec).model_copy(update=vals)
+            found = sections[cache_key] = getattr(s, sec).model_copy(update=vals)
         update[sec] = found
     return s.model_copy(update=update)
 

@@ -26,7 +26,8 @@ Done = Callable[[int, Any], None]
 
 
 class Runner(Protocol):
-    workers: int
+    @property
+    def workers(self) -> int: ...
 
     def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], done: Done) -> None: ...
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..perf import StepEstimate, estimate
-from ..scenario.checks import resolve_layout
 from ..scenario.errors import Problem, ScenarioError
-from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario
+from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario, value_at
 from ..scenario.models import Scenario
+from ..scenario.parallel import resolve_layout
 from . import cache
 from .goodput import expected_goodput
 from .knobs import BY_KEY, KNOBS, LABELS, Space, scenario_value
@@ -293,19 +293,10 @@ def changes(result: SearchResult, record: Record) -> list[str]:
     s = result.scenario
     out = []
     for key, value in result.settings(record).items():
-        mine = scenario_value(s, key) if key in BY_KEY else _read(s, key)
+        mine = scenario_value(s, key) if key in BY_KEY else value_at(scenario_data(s), key)
         if mine != value:
             out.append(f"{LABELS.get(key, key)} {plain(mine)} → {plain(value)}")
     return out
-
-
-def _read(s: Scenario, key: str) -> Any:
-    node: Any = scenario_data(s)
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def why_better(result: SearchResult, best: StepEstimate, base: StepEstimate, limit: int = 4) -> list[str]:

@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from ..scenario.errors import Problem, ScenarioError
 
@@ -44,7 +44,7 @@ class ResultStore:
         self.metrics = metrics
         self.force = force
         self.journal = self.path.with_name(self.path.name + ".partial.jsonl")
-        self._fh = None
+        self._fh: TextIO | None = None
 
     # ------------------------------------------------------------ reading what is there
 

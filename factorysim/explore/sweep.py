@@ -21,10 +21,10 @@ import numpy as np
 
 from .._version import __version__
 from ..perf import estimate
-from ..scenario.checks import resolve_layout
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario
 from ..scenario.models import Scenario
+from ..scenario.parallel import resolve_layout
 from . import cache
 from .runner import LocalRunner, Runner, batches
 from .store import ResultStore
@@ -214,7 +214,8 @@ def sweep(
     if all(p.problem is not None for p in points):
         raise ScenarioError([Problem("--vary", f"every point is refused; the first: {points[0].problem}")])
     first = scenario.run.seed
-    seed_list = list(range(first, first + seeds)) if seeds else None
+    seed_list: list[int] | None = list(range(first, first + seeds)) if seeds else None
+    runs: list[int | None] = [*seed_list] if seed_list else [None]  # no seeds: one estimate per point
     metrics = list(ESTIMATE_METRICS) + (list(RUN_METRICS) if seed_list else [])
     store = ResultStore(output, "csv" if fmt == "csv" else "parquet", metrics, force)
     have = store.load()
@@ -223,7 +224,7 @@ def sweep(
         if p.scenario is None:
             continue
         data = scenario_data(p.scenario)
-        for seed in seed_list or [None]:
+        for seed in runs:
             key = result_key(p.scenario, seed)
             p.keys.append((key, seed))
             if key not in have:

@@ -8,8 +8,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..console import describe, waterfall_table
+from ..console import waterfall_table
+from ..labels import describe
 from ..perf import StepEstimate
+from ..scenario.files import scenario_data, value_at
 from .knobs import BY_KEY, LABELS
 from .search import SearchResult, changes, refusal_lines
 from .sweep import SweepResult, means
@@ -30,7 +32,7 @@ def compact(settings: dict) -> str:
     parts += [f"mb{g('workload.micro_batch')}", f"ZeRO{g('parallelism.zero')}"]
     if g("workload.recompute") != "none":
         parts.append(f"{g('workload.recompute')} recompute")
-    if g("parallelism.tp") > 1 and g("parallelism.sequence_parallel") is False:
+    if g("parallelism.tp", 1) > 1 and g("parallelism.sequence_parallel") is False:
         parts.append("no SP")
     for key, label in (("workload.precision", ""), ("features.in_network_reduction", "INR"),
                        ("features.async_comm_engine", "ACE")):  # fmt: skip
@@ -97,12 +99,12 @@ def print_search(console: Console, result: SearchResult, estimates: Sequence[Ste
         for h in heads:
             per.add_column(h, justify="right" if h in (obj.label, "tokens/s", "MFU") else "left", no_wrap=True)
         per.add_column("layout")
-        for (sets, v), r in zip(result.variants, result.best_per_variant, strict=True):
+        for (sets, v), best in zip(result.variants, result.best_per_variant, strict=True):
             values = [plain(x) for _, x in sets] + ([v.cluster.link_name] if link else [])
-            if r is None:
+            if best is None:
                 per.add_row(*values, "no layout fits")
             else:
-                per.add_row(*values, *measures(r)[:-1], compact(result.settings(r)))
+                per.add_row(*values, *measures(best)[:-1], compact(result.settings(best)))
         console.print(per)
     console.print()
     console.print(Text("Why the best beats the scenario's own layout", style="bold"))
@@ -119,9 +121,7 @@ def print_search(console: Console, result: SearchResult, estimates: Sequence[Ste
 
 
 def _variant_value(result: SearchResult, key: str):
-    from .search import _read
-
-    return _read(result.scenario, key)
+    return value_at(scenario_data(result.scenario), key)
 
 
 def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:

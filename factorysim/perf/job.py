@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scenario.checks import ParallelLayout, layout_problems, resolve_layout
+from ..scenario.checks import layout_problems
 from ..scenario.errors import Problem
 from ..scenario.models import Scenario
+from ..scenario.parallel import ParallelLayout, resolve_layout
 from ..topology.edits import index_for
 from ..topology.index import FabricIndex
 from .memory import GB, memory_per_chip, memory_problems

@@ -39,9 +39,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..scenario.catalog import ModelSpec
-from ..scenario.checks import ParallelLayout
 from ..scenario.errors import Problem
 from ..scenario.models import Scenario
+from ..scenario.parallel import ParallelLayout
 from .pipeline import held_layers
 
 GB = 1e9

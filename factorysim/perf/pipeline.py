@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from ..scenario.checks import chunk_layers
+from ..scenario.parallel import chunk_layers
 
 __all__ = ["bubble_time", "chunk_layers", "held_layers", "in_flight", "pipeline_time"]
 

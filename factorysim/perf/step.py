@@ -49,8 +49,8 @@ from dataclasses import asdict, dataclass, field
 from math import ceil
 
 from ..scenario.catalog import ChipSpec, ModelSpec, catalog
-from ..scenario.checks import ParallelLayout
 from ..scenario.models import DEFAULT_SEQ_LEN, Scenario
+from ..scenario.parallel import ParallelLayout
 from ..topology.index import GroupLinks
 from . import collectives as coll
 from .collectives import LinkRates, Split

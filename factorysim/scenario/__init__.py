@@ -1,7 +1,7 @@
 """What the user describes: scenario models, the catalog, files and their errors."""
 
 from .catalog import Catalog, ChipSpec, FabricSpec, ModelSpec, ScaleUpSpec, catalog, known
-from .checks import ParallelLayout, layout_problems, resolve_layout
+from .checks import layout_problems
 from .errors import Problem, ScenarioError
 from .files import (
     apply_overrides,
@@ -13,7 +13,9 @@ from .files import (
     save_scenario,
     scenario_data,
     scenario_toml,
+    set_value_at,
     validate_scenario,
+    value_at,
     write_atomically,
 )
 from .models import (
@@ -26,6 +28,7 @@ from .models import (
     Scenario,
     WorkloadConfig,
 )
+from .parallel import ParallelLayout, resolve_layout
 from .units import Duration, format_duration, human_duration, parse_duration
 
 __all__ = [
@@ -62,6 +65,8 @@ __all__ = [
     "save_scenario",
     "scenario_data",
     "scenario_toml",
+    "set_value_at",
     "validate_scenario",
+    "value_at",
     "write_atomically",
 ]  # fmt: skip

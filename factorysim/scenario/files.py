@@ -136,7 +136,7 @@ def read_text_file(path: str | os.PathLike[str], limit: int, what: str) -> str:
         if stat.S_ISDIR(info.st_mode):
             raise bad(f"is a directory, not {what}")
         if not stat.S_ISREG(info.st_mode):
-            raise bad(f"is {_file_kind(info.st_mode)}, not {what}; only regular files are read")
+            raise bad(f"is {file_kind(info.st_mode)}, not {what}; only regular files are read")
         if info.st_size > limit:
             raise bad(f"is {info.st_size:,} bytes; {what} is at most {limit:,}")
         with open(path, "rb") as fh:
@@ -153,7 +153,10 @@ def read_text_file(path: str | os.PathLike[str], limit: int, what: str) -> str:
         raise bad(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words: "a directory", "a device", "a FIFO (named pipe)"..."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -200,15 +203,35 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     out = copy.deepcopy(data)  # plain TOML data, no dates (parse_toml refuses them), nesting bounded
     for item in overrides:
         parts, value = parse_override(item)
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                path = ".".join(parts[: i + 1])
-                raise ScenarioError([Problem(path, f"is {show(nxt)}, not a table; cannot set {'.'.join(parts)}")])
-            node = nxt
-        node[parts[-1]] = value
+        set_value_at(out, ".".join(parts), value)
     return out
+
+
+def value_at(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted key path ("cluster.fabric.nic_gbps") of raw scenario data; None where there is none."""
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def set_value_at(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set the value at a dotted key path of raw scenario data, making the tables on the way; None removes
+    the key. A key on the way that holds a value, not a table, is a ScenarioError naming that key."""
+    parts = path.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            where = ".".join(parts[: i + 1])
+            raise ScenarioError([Problem(where, f"is {show(nxt)}, not a table; cannot set {path}")])
+        node = nxt
+    if value is None:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
 
 
 # ---------------------------------------------------------------- validation
@@ -443,8 +466,9 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
     except FileNotFoundError:
         mode = None
     if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # renaming over /dev/null replaces it
-        kind = "a directory" if stat.S_ISDIR(mode) else _file_kind(mode)
-        raise NotARegularFile(errno.EEXIST, f"{target} is {kind}; only a regular file is replaced", str(target))
+        raise NotARegularFile(
+            errno.EEXIST, f"{target} is {file_kind(mode)}; only a regular file is replaced", str(target)
+        )
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -9,7 +9,7 @@ inline table with the same fields as the catalog entry.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -58,17 +58,24 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 MAX_SEED = 2**63 - 1
 
 
-def _ref(kind: str, what: str, spec: type[BaseModel]) -> Any:
-    """A catalog name or an inline table, told apart by type so errors name one branch only."""
-    return Annotated[
-        Annotated[str, _catalog_name(kind, what), Tag("name")] | Annotated[spec, Tag("inline")],
-        Discriminator(lambda v: "name" if isinstance(v, str) else "inline"),
-    ]
+def _ref_tag(value: Any) -> str:
+    """Which branch of a catalog reference a value is: a name, or an inline table (told apart by type, so an
+    error names one branch only)."""
+    return "name" if isinstance(value, str) else "inline"
 
 
-ChipRef = _ref("chips", "chip", ChipSpec)
-LinkRef = _ref("links", "scale-up link", ScaleUpSpec)
-FabricRef = _ref("fabrics", "fabric technology", FabricSpec)
+ChipRef: TypeAlias = Annotated[
+    Annotated[str, _catalog_name("chips", "chip"), Tag("name")] | Annotated[ChipSpec, Tag("inline")],
+    Discriminator(_ref_tag),
+]
+LinkRef: TypeAlias = Annotated[
+    Annotated[str, _catalog_name("links", "scale-up link"), Tag("name")] | Annotated[ScaleUpSpec, Tag("inline")],
+    Discriminator(_ref_tag),
+]
+FabricRef: TypeAlias = Annotated[
+    Annotated[str, _catalog_name("fabrics", "fabric technology"), Tag("name")] | Annotated[FabricSpec, Tag("inline")],
+    Discriminator(_ref_tag),
+]
 ModelName = Annotated[str, _catalog_name("models", "model")]
 FaultClassName = Annotated[str, _catalog_name("fault_classes", "fault class")]
 

@@ -68,6 +68,23 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / (365 * 86400):.1f} y"
 
 
+def short_duration(seconds: float) -> str:
+    """A span in three figures for headlines and chart axes: '45 min', '6 h', '2.5 d', '14 d'."""
+    if seconds >= 86400:
+        return f"{seconds / 86400:.3g} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{max(seconds, 0) / 60:.2g} min"
+
+
+def clock_text(t: float) -> str:
+    """A sim time as a clock: '3d 04:05:06'."""
+    days, rest = divmod(int(t), 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return f"{days}d {h:02d}:{m:02d}:{s:02d}"
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),

@@ -117,7 +117,7 @@ def build_graph(cluster: ClusterConfig) -> nx.Graph:
     nic_bw = fabric.nic_bytes_per_s
     up_bw = link.gb_s_per_dir * 1e9
 
-    g = nx.Graph(plan=plan)
+    g: nx.Graph = nx.Graph(plan=plan)
     c = plan.chips_per_node
     g.add_nodes_from((server_name(s), {"kind": "server", "index": s}) for s in range(plan.servers))
     g.add_nodes_from(

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..scenario.checks import ParallelLayout
 from ..scenario.models import ClusterConfig
+from ..scenario.parallel import ParallelLayout
 from .graph import ClosPlan, plan_clos
 
 if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it

@@ -8,7 +8,7 @@ keeps its place, saved as "<view>/<box>" in the scenario's [layout] table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import TYPE_CHECKING, Literal
@@ -156,7 +156,7 @@ class Hierarchy:
         return out
 
 
-def _row(ids: list[tuple[str, str, str, str | None]], y: int, w: int, h: int, x0: int = 2, per_row: int = 12,
+def _row(ids: Sequence[tuple[str, str, str, str | None]], y: int, w: int, h: int, x0: int = 2, per_row: int = 12,
          gap: int = 1) -> list[Box]:  # fmt: skip
     """Boxes in rows: (id, kind, label, node) items, `per_row` to a row."""
     boxes = []

@@ -24,10 +24,10 @@ from textual.theme import Theme
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from ..engine import Fault, SimClock, Snapshot
-from ..engine.faults import parse_target
 from ..sandbox import Sandbox
 from ..scenario import Scenario, ScenarioError
 from ..topology.layout import Box
+from ..topology.targets import parse_target
 from .canvas import GLYPHS, STATE_WORDS, TopologyCanvas, free_spot, legend_items
 from .dashboard import Dashboard
 from .events import EventLog, node_of
@@ -262,7 +262,7 @@ class FactorySimApp(App[None]):
         canvas.chips_per_node = sb.plan.chips_per_node
         canvas.edit_wires = sb.edited_links()
         self.sub_title = f"{sb.scenario.name} · {sb.scenario.cluster.total_chips:,} chips"
-        if sb.read_only:
+        if sb.replayer is not None:
             self.sub_title = f"replay of {sb.replayer.path} (watch only) · " + self.sub_title
         if sb.challenge is not None:
             self.sub_title = f"challenge: {sb.challenge.title} · " + self.sub_title
@@ -371,7 +371,7 @@ class FactorySimApp(App[None]):
     async def _run_replay(self) -> None:
         """A recording: move through it at the clock's speed; single steps and seeks as asked."""
         sb, clock = self.sandbox, self.clock
-        end = sb.replayer.end
+        end = sb.recording.end
         last = clock.now()
         self.show_frame(sb.sim.snapshot())
         while True:
@@ -402,10 +402,10 @@ class FactorySimApp(App[None]):
         self.show_frame(self.sandbox.sim.snapshot())
 
     def action_seek(self, fraction: float) -> None:
-        self._slider_seek(TimeSlider.Seek(self.sandbox.sim.now + fraction * self.sandbox.replayer.end))
+        self._slider_seek(TimeSlider.Seek(self.sandbox.sim.now + fraction * self.sandbox.recording.end))
 
     def action_seek_to(self, fraction: float) -> None:
-        self._slider_seek(TimeSlider.Seek(fraction * self.sandbox.replayer.end))
+        self._slider_seek(TimeSlider.Seek(fraction * self.sandbox.recording.end))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Seek keys only for a recorded run. Space pauses unless a dialog or a text field has the key."""
@@ -454,7 +454,7 @@ class FactorySimApp(App[None]):
                                 sb.scenario.workload.target_tokens, self.storm, series)  # fmt: skip
             self._challenge_frame()
             if sb.read_only:
-                self.slider.set(frame.t, sb.replayer.end, self.clock.paused)
+                self.slider.set(frame.t, sb.recording.end, self.clock.paused)
             now = time.monotonic()
             if now - self._log_flushed >= LOG_FLUSH:
                 # one write per flush: every write resizes the log, and a resize costs a layout of the screen
@@ -470,13 +470,12 @@ class FactorySimApp(App[None]):
 
     def _challenge_frame(self) -> None:
         sb = self.sandbox
-        status = sb.status()
-        self.dashboard.show_challenge(sb.challenge.title if sb.challenge else "", status)
-        if status is None or not status.over or self._announced is sb.sim:
+        ch, status = sb.challenge, sb.status()
+        self.dashboard.show_challenge(ch.title if ch else "", status)
+        if ch is None or status is None or not status.over or self._announced is sb.sim:
             return
         self._announced = sb.sim  # once per run
         self.clock.pause()
-        ch = sb.challenge
 
         def closed(retry: bool | None) -> None:
             if retry:
@@ -922,7 +921,9 @@ class FactorySimApp(App[None]):
         """No new dialog once quitting has begun (keys typed after q must not open one)."""
         if self._quitting:
             return None
-        return super().push_screen(screen, callback, wait_for_dismiss=wait_for_dismiss)
+        if wait_for_dismiss:
+            return super().push_screen(screen, callback, wait_for_dismiss=True)
+        return super().push_screen(screen, callback)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

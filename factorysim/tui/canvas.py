@@ -197,8 +197,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
         for a, b, how in self.edit_wires:  # removed links: dotted and crossed out, over the bus they were part of
             if a in by_id and b in by_id and how == "removed":
                 grid.wire([by_id[a], by_id[b]], None, style("canvas--wire-removed"), dotted=True)
-        for b in boxes:
-            self._draw_box(grid, b, states[b.id])
+        for box in boxes:
+            self._draw_box(grid, box, states[box.id])
         self._rows = grid.runs(self.rich_style)
         size = Size(width + 1, height + 1)
         if size != self.virtual_size:

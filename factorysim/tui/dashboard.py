@@ -16,10 +16,10 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ..challenge import ChallengeStatus
-from ..console import FACTOR_NAMES, si
 from ..engine import Snapshot
+from ..labels import FACTOR_NAMES, si
 from ..perf import StepEstimate
-from ..scenario.units import human_duration
+from ..scenario.units import clock_text, human_duration, short_duration
 
 TIME_RANGES: tuple[tuple[str, float | None], ...] = (
     ("6 h", 6 * 3600.0),
@@ -33,27 +33,11 @@ TIME_RANGES: tuple[tuple[str, float | None], ...] = (
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
-def clock_text(t: float) -> str:
-    days, rest = divmod(int(t), 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    return f"{days}d {h:02d}:{m:02d}:{s:02d}"
-
-
 def speed_text(speed: float) -> str:
     for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
         if speed >= size:
             return f"{speed / size:g} {unit}/s"
     return f"{speed:g} s/s"
-
-
-def span_text(seconds: float) -> str:
-    """A chart's time span, short: 45 min, 6 h, 2.5 d."""
-    if seconds >= 86400:
-        return f"{seconds / 86400:.3g} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    return f"{max(seconds, 0) / 60:.2g} min"
 
 
 def status_line(t: float, speed: float, state: str, compact: bool = False) -> str:
@@ -232,7 +216,7 @@ class TimeChart(Widget):
                 cells = [c if c != " " or lv < 0 else "▁" for c, lv in zip(cells, levels, strict=True)]
             out.append("".join(cells), bar_style)
         out.append("\n")
-        left = f"−{span_text(span)}" if self.window is not None or start > 0 else "t=0"
+        left = f"−{short_duration(span)}" if self.window is not None or start > 0 else "t=0"
         right = f"now ({self.window_name})"
         fill = max(1, cols - len(left) - len(right))
         out.append(" " * (self.AXIS - 1) + "└" + left + "─" * fill + right, axis_style)
@@ -347,7 +331,7 @@ class Dashboard(Vertical, can_focus=True):
         table.add_column(justify="right", no_wrap=True, min_width=7 if narrow else 12)
         table.add_column(style="dim", no_wrap=True, min_width=9)
         table.add_column(justify="right", no_wrap=True, min_width=5 if narrow else 12)
-        rows = [
+        rows: list[tuple[str, str | Text, str, str]] = [
             ("tokens/s", count(frame.tokens_per_s), "no faults", count(frame.fault_free_tokens_per_s)),
             (
                 "ETTR",

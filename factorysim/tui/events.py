@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
-from .dashboard import clock_text
+from ..scenario.units import clock_text
 
 NODE = re.compile(r"^(n\d+(\.\d+)?|leaf\d+|spine\d+|core\d+)$")
 SEVERITY = {

@@ -17,6 +17,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, Switch, Tab, Tabs
 from textual.widgets.input import Selection
 
@@ -212,6 +213,7 @@ class Inspector(VerticalScroll):
             for f in self.fields:
                 if f.path.rsplit(".", 1)[0] != section:
                     continue
+                control: Widget
                 if f.widget == "select":
                     control = Select([(o, o) for o in f.options], allow_blank=True, id=_wid(f.path), compact=True)
                 elif f.widget == "switch":
@@ -274,7 +276,7 @@ class Inspector(VerticalScroll):
 
     def show_result(self, path: str, message: str) -> None:
         """The answer under the field too, scrolled into view."""
-        for err in self.query(".error"):
+        for err in self.query(".error").results(Label):
             if err.id == _wid(path) + "-err":
                 err.update(message)
                 err.display = bool(message)
@@ -302,7 +304,7 @@ class Inspector(VerticalScroll):
                 label.update(hint)
             return
         await body.remove_children()
-        widgets = []
+        widgets: list[Widget] = []
         if box.node and links:
             widgets.append(
                 Label(f"[b]links[/b] ({len(links)}) Gb/s per direction: type a number, enter", classes="section")
@@ -336,7 +338,7 @@ class Inspector(VerticalScroll):
             widget.update(text)
 
     def show_link_result(self, message: str) -> None:
-        for err in self.query("#link-err"):
+        for err in self.query("#link-err").results(Label):
             err.update(message)
             err.display = bool(message)
         if message:

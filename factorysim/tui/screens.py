@@ -15,8 +15,9 @@ from textual.widgets import Button, DirectoryTree, Input, Label, OptionList, Sta
 from textual.widgets.option_list import Option
 
 from ..engine import Fault
-from ..engine.faults import ALLOWED, Target
+from ..engine.faults import ALLOWED
 from ..scenario.units import parse_duration
+from ..topology.targets import Target
 
 
 class HelpScreen(ModalScreen[None]):

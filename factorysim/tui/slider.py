@@ -7,7 +7,7 @@ from textual import events
 from textual.message import Message
 from textual.widget import Widget
 
-from .dashboard import clock_text
+from ..scenario.units import clock_text
 
 
 class TimeSlider(Widget):

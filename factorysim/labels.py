@@ -1,0 +1,37 @@
+"""Words and number formats that the terminal output, the HTML report and the sandbox share."""
+
+from __future__ import annotations
+
+from .perf.step import StepEstimate
+from .scenario.models import Scenario
+
+FACTOR_NAMES = (
+    ("generality", "generality", "ops on the chip's fast paths"),
+    ("chip", "chip", "kernel mix, chip alone"),
+    ("node", "node", "communication inside servers"),
+    ("cluster", "cluster", "fabric, bubble, stragglers"),
+    ("stability", "stability", "faults, checkpoints, restarts"),
+)
+"""The five factors from peak to delivered, in order: (key, label, what it covers)."""
+
+
+def si(value: float, unit: str = "", digits: int = 3) -> str:
+    """1.23e15 → '1.23 P' + unit."""
+    for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}".rstrip()
+
+
+def describe(s: Scenario, e: StepEstimate) -> str:
+    """The cluster and the job in one line: model, chips, servers, layout, precision, recompute."""
+    c, lay = s.cluster, e.layout
+    parts = [f"TP{lay.tp}", f"PP{lay.pp}" + (f"×{lay.interleave}" if lay.interleave > 1 else ""), f"DP{lay.dp}"]
+    if lay.cp > 1:
+        parts.append(f"CP{lay.cp}")
+    if lay.ep > 1:
+        parts.append(f"EP{lay.ep}")
+    return (
+        f"{s.workload.model_name} on {e.chips:,} × {c.chip_name} ({c.job_nodes:,} servers + {c.spare_nodes} spare), "
+        f"{' '.join(parts)}, {s.workload.precision.upper()}, recompute {s.workload.recompute}"
+    )
