@@ -14,9 +14,9 @@ from factorysim.engine import FakeTime, aggregate, read_log
 from factorysim.engine.budget import estimate_work
 from factorysim.engine.faults import describe_targets, fault_classes
 from factorysim.engine.gray import GrayFault
-from factorysim.engine.log import MAX_DURATION, LogAltered, read_recorded_run, with_links
+from factorysim.engine.log import MAX_DURATION, EventLog, LogAltered, read_recorded_run, with_links
 from factorysim.engine.metrics import COLUMNS, TimeSeries
-from factorysim.engine.replay import Replayer, injections
+from factorysim.engine.replay import Replayer, ReplayResult, injections, replay
 from factorysim.engine.runs import _run_batch, run_one
 from factorysim.scenario import ScenarioError
 from factorysim.scenario.files import scenario_data
@@ -324,3 +324,57 @@ def test_the_work_estimate_is_rates_times_units_by_the_week():
     assert one.events == pytest.approx(0.72 * 168 * 2)  # two weeks are drawn
     assert one.describe() == "about 242 fault events (17 a day over 10.0 d)"
     assert estimate_work(s, 10 * DAY, runs=3).describe() == "about 726 fault events (17 a day over 10.0 d × 3 runs)"
+
+
+def test_an_altered_log_replays_to_nothing_but_where_it_was_altered(small_log):
+    text = small_log.read_text().splitlines()
+    text[3] = text[3].replace('"t":', '"t":1')
+    small_log.write_text("\n".join(text) + "\n")
+    reason = "the line does not match the log's hash chain, so the log was changed after it was written"
+    assert replay(small_log) == ReplayResult(0, "", "", f"altered at line 4: {reason}", altered_at=4)
+
+
+def test_an_empty_log_is_refused_with_this_message(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n")
+    with pytest.raises(ScenarioError) as err:
+        read_log(path)
+    assert str(err.value) == f"{path}: empty file: not a factorysim event log"
+
+
+def test_a_replay_counts_the_events_and_names_the_closing_line_that_differs(small_log):
+    _, lines, closing = read_log(small_log)
+    assert replay(small_log).events == closing["events"] == len(lines) - 1
+
+    def lie(records_):
+        records_[-1]["summary"]["faults"] = 99
+
+    rewritten(small_log, lie)
+    result = replay(small_log)
+    assert result.divergence == (f"the closing line (line {len(lines) + 1}) differs: "
+                                 "summary.faults: recorded 99, replayed 1")  # fmt: skip
+
+
+def test_a_line_that_keeps_the_chain_but_is_not_json_is_refused_at_its_number(small_log):
+    bodies = [line.rsplit(',"chain":', 1)[0] + "}" for line in small_log.read_text().splitlines()]
+    bodies[2] = "{not json}"
+    small_log.write_text(with_links(bodies))
+    with pytest.raises(ScenarioError) as err:
+        read_log(small_log)
+    assert str(err.value) == f"{small_log}: line 3 is not a JSON record (it matches the chain, so it was written so)"
+
+
+def test_an_altered_line_in_a_log_without_its_last_line_end_is_still_altered_there(small_log):
+    text = small_log.read_text().splitlines()
+    text[3] = text[3].replace('"t":', '"t":1')
+    small_log.write_text("\n".join(text))  # no line end after the closing line
+    with pytest.raises(LogAltered) as err:
+        read_recorded_run(small_log)
+    assert err.value.line == 4
+
+
+def test_a_log_that_keeps_no_lines_has_no_text():
+    log = EventLog({"seed": 1}, keep_all=False)
+    with pytest.raises(RuntimeError) as err:
+        log.text(0.0, {})
+    assert str(err.value) == "this log does not keep its lines; create it with keep_all=True"
