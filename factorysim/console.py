@@ -196,9 +196,10 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
         f"  faults {summary['faults']:g} · spares used {summary['spares_used']:g} · checkpoints {summary['checkpoints']:g}"
     )
     if "spare_pool_empty_s" in summary:
+        pool = (f"spare pool empty {pm('spare_pool_empty_s', '.1f', 1 / 3600)} h" if s.cluster.spare_nodes
+                else "no spare servers (cluster.spare_nodes = 0)")  # fmt: skip
         console.print(
-            f"  spare pool empty {pm('spare_pool_empty_s', '.1f', 1 / 3600)} h · "
-            f"a slot waiting for a repaired server {pm('waiting_for_spares_s', '.1f', 1 / 3600)} h"
+            f"  {pool} · a slot waiting for a repaired server {pm('waiting_for_spares_s', '.1f', 1 / 3600)} h"
         )
     console.print()
     lost = summary["lost_chip_hours_by"]
@@ -223,7 +224,11 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
 
 def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
     """A plain table. Titles, headers and cells are text, never markup: names like [reliability.rates] show as typed."""
-    t = Table(title=Text(title, style="italic"), title_justify="left", box=None, pad_edge=False)
+    console.print(Text(title, style="italic"))  # its own line: a table title would wrap at the table's width
+    rows = list(rows)
+    if not rows:
+        return
+    t = Table(box=None, pad_edge=False)
     for i, h in enumerate(header):
         t.add_column(Text(h, style="bold"), justify="left" if i == 0 else "right")
     for row in rows:
@@ -235,7 +240,6 @@ _UNITS = {"tokens_per_s_per_gpu": "tok/s/GPU", "tflops_per_gpu": "TFLOP/s/GPU", 
 _TABLE_TITLES = {
     "calibration": "Calibration: runs the fitted constants were fitted to",
     "validation": "Validation: runs never used for fitting",
-    "reference": "Reference only (outside the model's scope or layout unpublished; counted in neither)",
 }
 
 
@@ -246,7 +250,6 @@ def print_calibration(console: Console, results, summaries) -> None:
     targets = {
         "calibration": f"target: each within ±{CALIBRATION_TOLERANCE:.0%}",
         "validation": f"targets: mean ≤ {VALIDATION_MEAN:.0%}, largest ≤ {VALIDATION_MAX:.0%}, nothing refused",
-        "reference": "no target",
     }
     for table, summary in summaries.items():
         rows = [r for r in results if r.case.table == table]
@@ -266,7 +269,7 @@ def print_calibration(console: Console, results, summaries) -> None:
             error = f"{r.error * 100:+.1f} %" + ("" if r.fits else " OOM")
             t.add_row(r.case.name, f"{r.case.measured:g}", f"{r.modelled:.4g}", error, _UNITS[r.case.unit] + flops)
         console.print(t)
-        verdict = "" if table == "reference" else (" — met" if summary.ok else " — NOT met")
+        verdict = " — met" if summary.ok else " — NOT met"
         refused = f", {summary.refused} do not fit in memory" if summary.refused else ""
         console.print(
             f"  {summary.rows} runs: mean |error| {summary.mean_abs_error:.1%}, largest {summary.max_abs_error:.1%}"
