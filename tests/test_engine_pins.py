@@ -378,3 +378,18 @@ def test_a_log_that_keeps_no_lines_has_no_text():
     with pytest.raises(RuntimeError) as err:
         log.text(0.0, {})
     assert str(err.value) == "this log does not keep its lines; create it with keep_all=True"
+
+
+def test_straggling_a_server_slows_every_chip_of_that_server():
+    sim = Simulation(starter(9, 1, "reliability.evict_stragglers=false"))
+    sim.inject(Fault("n4", "straggle", factor=0.5, duration=HOUR))
+    assert [(g.server, g.local, g.kind, g.factor) for g in sim.gray_faults] == [
+        (4, i, "straggle", 0.5) for i in range(8)
+    ]
+
+
+def test_a_summary_whose_target_is_never_reached_reports_none_in_json():
+    summary = run_one(starter(9, 1), 1, HOUR)
+    summary.time_to_target_s = float("inf")
+    out = summary.as_dict()
+    assert out["time_to_target_s"] is None and json.dumps(out, allow_nan=False)
