@@ -862,7 +862,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, args.overrides)
     outputs = check_outputs([("--write", args.write), ("--report", args.report)], [args.scenario], args.force)
-    request = Request(args.objective, tuple(args.vary), tuple(args.fix), args.top)
+    request = Request(args.objective, tuple(args.vary), tuple(args.fix), args.top, frontier=bool(args.report))
     runner = _runner(args)
     try:
         with _counting_progress("placements") as bar:

@@ -17,6 +17,7 @@ from factorysim.explore import LocalRunner, Request
 from factorysim.explore.goodput import expected_goodput, replica_share
 from factorysim.explore.search import search
 from factorysim.scenario import ScenarioError, layout_problems, resolve_layout
+from factorysim.scenario.checks import split_layers
 from factorysim.topology import FabricIndex, plan_clos
 
 from .conftest import SCENARIOS
@@ -29,7 +30,23 @@ SMALL = [
     "parallelism.dp=auto", "parallelism.interleave=1",
 ]  # fmt: skip
 LAYOUT_KEYS = ("parallelism.tp", "parallelism.cp", "parallelism.pp", "parallelism.dp", "workload.micro_batch",
-               "parallelism.interleave", "parallelism.sequence_parallel", "parallelism.zero", "workload.recompute")  # fmt: skip
+               "parallelism.interleave", "parallelism.sequence_parallel", "parallelism.zero", "workload.recompute",
+               "features.tp_overlap", "parallelism.first_stage_layers", "parallelism.last_stage_layers")  # fmt: skip
+STAGE_SPLITS = ("even", "last one short", "first and last one short")
+
+
+def splits(layers: int, pp: int) -> list[tuple]:
+    """(first_stage_layers, last_stage_layers) of the splits the search documents, each split once."""
+    short = -(-layers // pp) - 1
+    out, seen = [], set()
+    for first, last in ((None, None), (None, short), (short, short)):
+        if (pp == 1 and last is not None) or (pp < 3 and first is not None):
+            continue
+        split = split_layers(layers, pp, first, last)
+        if sum(split) == layers and min(split) >= 1 and split not in seen:
+            seen.add(split)
+            out.append((first, last))
+    return out
 
 
 def small(*more: str):
@@ -39,22 +56,31 @@ def small(*more: str):
 def exhaustive(base, grid: dict[str, list]) -> dict[tuple, float]:
     """tokens/s of every combination the scenario's own checks accept (layout, memory), by plain estimate calls."""
     index = FabricIndex.from_plan(base.cluster)
+    layers = base.workload.model_spec().layers
     found = {}
     keys = list(grid)
     for combo in itertools.product(*grid.values()):
         values = dict(zip(keys, combo, strict=True))
-        sections = {"parallelism": {"dp": "auto"}, "workload": {}}
-        for key, value in values.items():
-            section, name = key.split(".")
-            sections[section][name] = value
-        s = base.model_copy(update={k: getattr(base, k).model_copy(update=v) for k, v in sections.items()})
-        if layout_problems(s) or check_scenario(s):
-            continue
-        layout = resolve_layout(s)
-        if layout.tp == 1 and not s.parallelism.sequence_parallel:
-            continue  # the same layout as sequence_parallel = true
-        values["parallelism.dp"] = layout.dp
-        found[tuple(values[k] for k in LAYOUT_KEYS)] = estimate(s, index).tokens_per_s
+        if values["parallelism.tp"] == 1 and values.get("features.tp_overlap"):
+            continue  # nothing to overlap: the same layout as tp_overlap = false
+        for first, last in splits(layers, values["parallelism.pp"]):
+            values.update({"parallelism.first_stage_layers": first, "parallelism.last_stage_layers": last})
+            sections = {"parallelism": {"dp": "auto"}, "workload": {}, "features": {}}
+            for key, value in values.items():
+                section, name = key.split(".")
+                sections[section][name] = value
+            s = base.model_copy(update={k: getattr(base, k).model_copy(update=v) for k, v in sections.items()})
+            if layout_problems(s) or check_scenario(s):
+                continue
+            layout = resolve_layout(s)
+            if layout.tp == 1 and not s.parallelism.sequence_parallel:
+                continue  # the same layout as sequence_parallel = true
+            key = {
+                **values,
+                "parallelism.dp": layout.dp,
+                "features.tp_overlap": values.get("features.tp_overlap", False),
+            }
+            found[tuple(key[k] for k in LAYOUT_KEYS)] = estimate(s, index).tokens_per_s
     return found
 
 
@@ -73,6 +99,7 @@ def test_search_finds_every_layout_exhaustive_estimates_accept_and_no_other():
         "parallelism.sequence_parallel": [True, False],
         "parallelism.zero": [1],
         "workload.recompute": ["selective"],
+        "features.tp_overlap": [False, True],
     }
     truth = exhaustive(base, grid)
     result = search(base, Request(fix=("parallelism.zero=1", "workload.recompute=selective"), top=10**6))
@@ -99,6 +126,7 @@ def test_the_memory_and_schedule_knobs_are_searched_exactly_too():
         "parallelism.sequence_parallel": [True, False],
         "parallelism.zero": [0, 1, 2, 3],
         "workload.recompute": ["none", "selective", "full"],
+        "features.tp_overlap": [False, True],
     }
     truth = exhaustive(base, grid)
     fixed = ("parallelism.tp=2", "parallelism.cp=1", "parallelism.pp=2")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Protocol
@@ -38,28 +39,37 @@ def default_workers() -> int:
 
 
 class LocalRunner:
-    """This machine: in process with one worker, else a process pool (`workers` processes)."""
+    """This machine: in process with one worker, else a process pool (`workers` processes).
+
+    The pool lives from the first map that needs it to `close()`: its processes keep what they cached
+    (validated scenarios, cluster indexes) from one map to the next."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or default_workers())
+        self._pool: ProcessPoolExecutor | None = None
 
     def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], done: Done) -> None:
         if self.workers == 1 or len(jobs) <= 1:
             for i, job in enumerate(jobs):
                 done(i, fn(job))
             return
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)))
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+        pending = {self._pool.submit(fn, job): i for i, job in enumerate(jobs)}
         try:
-            pending = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in sorted(finished, key=pending.__getitem__):
                     done(pending.pop(fut), fut.result())
-        finally:  # on an interrupt or an error, drop what has not started and do not wait for it
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # an interrupt or an error: drop what has not started and do not wait for it
+            self.close()
+            raise
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 class DaskRunner:
