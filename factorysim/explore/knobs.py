@@ -229,11 +229,20 @@ def _last_stage(s: Space, c: Choice) -> list[int | None]:
 
 def _first_stage(s: Space, c: Choice) -> list[int | None]:
     pp, last = c["parallelism.pp"], c.get("parallelism.last_stage_layers")
-    if pp < 3 or last is None or c.get("parallelism.stage_layers") is not None:
+    if pp < 3 or c.get("parallelism.stage_layers") is not None:
         return [None]
-    short = _short(s, c)
-    split = split_layers(s.model.layers, pp, short, last)
-    return [None, short] if _valid(s, split) and split != split_layers(s.model.layers, pp, None, last) else [None]
+    layers, short = s.model.layers, _short(s, c)
+    if last is None:
+        # where the even split already has its last stage one short, that choice was not offered twice: the
+        # first and last one short is then the first one short over the even split
+        if split_layers(layers, pp, None, short) != split_layers(layers, pp):
+            return [None]
+        split = split_layers(layers, pp, short, None)
+        if split != split_layers(layers, pp, short, short):
+            return [None]
+    else:
+        split = split_layers(layers, pp, short, last)
+    return [None, short] if _valid(s, split) and split != split_layers(layers, pp, None, last) else [None]
 
 
 def _stages_shown(value: Any) -> str:
