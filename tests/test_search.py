@@ -40,10 +40,16 @@ def splits(layers: int, pp: int) -> list[tuple]:
     """(first_stage_layers, last_stage_layers) of the splits the search documents, each split once."""
     short = -(-layers // pp) - 1
     out, seen = [], set()
-    for first, last in ((None, None), (None, short), (short, short)):
+    # where the even split already ends one short, the first and last one short is written as the first one
+    # short (the last is then short by itself), and tried only where that gives the same split
+    ends_short = split_layers(layers, pp, None, short) == split_layers(layers, pp)
+    third = (short, None) if ends_short else (short, short)
+    for first, last in ((None, None), (None, short), third):
         if (pp == 1 and last is not None) or (pp < 3 and first is not None):
             continue
         split = split_layers(layers, pp, first, last)
+        if (first, last) == (short, None) and split != split_layers(layers, pp, short, short):
+            continue
         if sum(split) == layers and min(split) >= 1 and split not in seen:
             seen.add(split)
             out.append((first, last))

@@ -14,7 +14,9 @@ validation and get their own cluster index; the others are laid over a validated
 Uneven pipeline stages are searched as three splits for every pp > 1: the even split, the last stage
 one layer short (it also runs the output layer and the loss), and the first and the last one short each
 (the first holds the embedding and the most micro-batches in flight; Llama 3's 405B run balanced its
-pipeline this way). A split that gives the same layers per stage as one before it is not tried twice.
+pipeline this way). A split that gives the same layers per stage as one before it is not tried twice. Where
+the even split already ends one short, the third is written as the first one short, and tried where that
+gives the first and the last one short (126 layers on 16 stages: 7, 8 × 14, 7).
 Finer splits are for `--vary parallelism.last_stage_layers=...`: the three cover the published practice
 without multiplying the layouts by the layer count.
 """
