@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _where_args(p: argparse.ArgumentParser) -> None:
+    from .explore.runner import WORKER_TIMEOUT
+
     p.add_argument(
         "--workers", type=int, metavar="N", help="local worker processes (default: one per core); runs locally"
     )
@@ -239,6 +241,14 @@ def _where_args(p: argparse.ArgumentParser) -> None:
         "--scheduler",
         metavar="tcp://HOST:PORT",
         help="run on a Dask distributed cluster (default: $FACTORYSIM_SCHEDULER when set and --workers is not)",
+    )
+    p.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=WORKER_TIMEOUT,
+        metavar="SECONDS",
+        help="with --scheduler: stop (exit 2) when no worker connects, or every worker is gone, this long "
+        f"(default {WORKER_TIMEOUT:g})",
     )
 
 
@@ -852,7 +862,11 @@ def _runner(args: argparse.Namespace):
 
     if args.workers is not None and args.workers < 1:
         raise ScenarioError([Problem("--workers", "must be at least 1")])
-    return runner_for(args.workers, args.scheduler)
+    if not args.worker_timeout > 0:
+        raise ScenarioError(
+            [Problem("--worker-timeout", f"must be a positive number of seconds, got {args.worker_timeout:g}")]
+        )
+    return runner_for(args.workers, args.scheduler, args.worker_timeout)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
