@@ -943,6 +943,7 @@ def _search_json(result, estimates, why) -> dict:
             "placements_refused": dict(result.placement_refused.most_common()),
             "layouts_tried": result.layouts_tried,
             "layouts_estimated": result.estimated,
+            "layouts_not_estimated": result.pruned,  # out of reach of the top N (and of the frontier)
             "layouts_refused": dict(result.layout_refused.most_common()),
         },
         "baseline": row(result.baseline) if result.baseline else None,

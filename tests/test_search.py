@@ -333,6 +333,9 @@ def test_search_json_and_write_give_a_scenario_that_loads_and_matches(tmp_path, 
     assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["counts"]["layouts_estimated"] > 0 and data["top"][0]["rank"] == 1
+    counts = data["counts"]
+    refused = sum(counts["layouts_refused"].values())
+    assert counts["layouts_tried"] == counts["layouts_estimated"] + counts["layouts_not_estimated"] + refused
     best = load_scenario(out)
     assert estimate(best).tokens_per_s == pytest.approx(data["top"][0]["tokens_per_s"], rel=1e-12)
     assert data["top"][0]["tokens_per_s"] >= data["baseline"]["tokens_per_s"]
