@@ -232,8 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _where_args(p: argparse.ArgumentParser) -> None:
-    from .explore.runner import WORKER_TIMEOUT
-
     p.add_argument(
         "--workers", type=int, metavar="N", help="local worker processes (default: one per core); runs locally"
     )
@@ -245,10 +243,9 @@ def _where_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--worker-timeout",
         type=float,
-        default=WORKER_TIMEOUT,
         metavar="SECONDS",
         help="with --scheduler: stop (exit 2) when no worker connects, or every worker is gone, this long "
-        f"(default {WORKER_TIMEOUT:g})",
+        "(default 60: explore.runner.WORKER_TIMEOUT)",
     )
 
 
@@ -862,7 +859,7 @@ def _runner(args: argparse.Namespace):
 
     if args.workers is not None and args.workers < 1:
         raise ScenarioError([Problem("--workers", "must be at least 1")])
-    if not args.worker_timeout > 0:
+    if args.worker_timeout is not None and not args.worker_timeout > 0:
         raise ScenarioError(
             [Problem("--worker-timeout", f"must be a positive number of seconds, got {args.worker_timeout:g}")]
         )

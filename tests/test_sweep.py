@@ -251,3 +251,11 @@ def test_a_sweep_whose_workers_all_leave_stops_after_the_timeout_and_resumes_whe
 def test_the_worker_timeout_must_be_positive(capsys):
     code = main(["sweep", str(KUAE), "--vary", "reliability.rate_multiplier=1,2", "--worker-timeout", "0"])
     assert code == 2 and "--worker-timeout: must be a positive number of seconds, got 0" in capsys.readouterr().err
+
+
+def test_the_help_states_the_worker_timeout_the_runner_uses(capsys):
+    from factorysim.explore.runner import WORKER_TIMEOUT
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    assert f"(default {WORKER_TIMEOUT:g}: explore.runner.WORKER_TIMEOUT)" in " ".join(capsys.readouterr().out.split())

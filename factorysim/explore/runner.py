@@ -197,12 +197,12 @@ class DaskRunner:
         self.client.close()
 
 
-def runner_for(workers: int | None, scheduler: str | None, worker_timeout: float = WORKER_TIMEOUT) -> Runner:
+def runner_for(workers: int | None, scheduler: str | None, worker_timeout: float | None = None) -> Runner:
     """A Dask runner for a scheduler address (the argument; else $FACTORYSIM_SCHEDULER unless a local worker
-    count was asked for), else a local one."""
+    count was asked for), else a local one. A Dask runner waits `worker_timeout` (default WORKER_TIMEOUT)."""
     address = scheduler or (None if workers else os.environ.get(SCHEDULER_ENV)) or None
     if address:
-        return DaskRunner(address, worker_timeout=worker_timeout)
+        return DaskRunner(address, worker_timeout=WORKER_TIMEOUT if worker_timeout is None else worker_timeout)
     return LocalRunner(workers)
 
 
