@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         "FLOPs) and HFU (with recompute) against dense BF16 peak, memory per chip on the worst pipeline "
         "stage, and the factors as a waterfall from peak to delivered. A job that does not fit in memory "
         "is still estimated (as if memory were unlimited) and reported as not fitting, with what would "
-        "make it fit; `run` and the sandbox refuse to start it.",
+        "make it fit; `run` and the sandbox refuse to start it. A scenario that gives no parallel layout "
+        "(none of parallelism.tp, pp, cp, dp) gets the smallest tp (up to a server's chips) with which its "
+        "model fits without a pipeline, else a server-wide tp and the fewest pp stages that fit, else (when "
+        "workload.recompute is not given) the same with full recompute; dp fills the cluster.",
     )
     _scenario_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -156,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the step model with published training runs",
         description="Two tables kept apart: the runs the model's fitted constants were fitted to (calibration), "
         "and runs never used for fitting (validation), each with source, published figure, model figure and "
-        "error, and the mean and largest error per table; then runs shown for reference only. Exit 1 when a "
+        "error, and the mean and largest error per table. Exit 1 when a "
         "table misses its target.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -154,7 +154,9 @@ STAGES = Rule(
     lambda s, c: (
         len(sp := stage_split(s, c)) == c["parallelism.pp"]
         and sum(sp) == s.model.layers
-        and min(sp) >= max(1, c["parallelism.interleave"])
+        and min(sp) >= 1
+        # every chunk holds a layer, except the first stage's first and the last stage's last (scenario.checks)
+        and all(n >= c["parallelism.interleave"] - (i in (0, len(sp) - 1)) for i, n in enumerate(sp))
     ),
 )
 MEMORY_RULE = "fits in the chip's memory"
@@ -189,8 +191,12 @@ def _micro_batch(s: Space, c: Choice) -> list[int]:
 
 
 def _interleave(s: Space, c: Choice) -> list[int]:
+    # every chunk holds a layer, except the first stage's first and the last stage's last (scenario.checks)
     pp = c["parallelism.pp"]
-    return list(range(1, s.model.layers // pp + 1)) if pp > 1 else [1]
+    if pp == 1:
+        return [1]
+    split = split_layers(s.model.layers, pp)
+    return list(range(1, min(n + (i in (0, pp - 1)) for i, n in enumerate(split)) + 1))
 
 
 def _sequence_parallel(s: Space, c: Choice) -> list[bool]:
