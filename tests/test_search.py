@@ -178,7 +178,7 @@ def test_pruning_with_the_report_keeps_the_frontier_and_the_scatter_of_every_lay
     assert pruned.best == everything.best[:3]
 
 
-def test_the_floor_never_exceeds_the_step_time_and_memory_never_falls_with_the_micro_batch():
+def test_the_floor_never_exceeds_the_step_time_and_without_interleaving_memory_never_falls_with_the_micro_batch():
     from factorysim.explore.knobs import KNOBS, Space
     from factorysim.explore.layouts import ComputeFloor, Domain, Walker, layout_of, with_choice
     from factorysim.perf import estimate_step, memory_per_chip, step_links
@@ -203,7 +203,7 @@ def test_the_floor_never_exceeds_the_step_time_and_memory_never_falls_with_the_m
                 assert floor.seconds(choice, layout) <= step.step_time_s
                 mb = choice["workload.micro_batch"]
                 larger = [v for v in walker.values("workload.micro_batch", choice) if v > mb]
-                if larger:
+                if larger and layout.interleave == 1:  # interleaved chunks are held by groups: not monotone
                     bigger = {**choice, "workload.micro_batch": larger[0]}
                     memory = memory_per_chip(scenario, layout).total
                     assert memory_per_chip(with_choice(s, bigger), layout_of(space, bigger)).total >= memory

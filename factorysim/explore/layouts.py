@@ -14,10 +14,12 @@ fewer:
    compute (ZeRO stage, TP overlap, gradient dtype, hardware features) share a floor: when the floor
    cannot beat the batch's N-th best layout found so far, none of them can, and they are not estimated
    (counted as such). Everything after it in the order is then out of reach too.
-3. The others are checked for memory and estimated. Memory per chip grows with the micro-batch (the
-   activations in flight do: mb · min(p − i, m) is non-decreasing in mb, and so is the worst stage), so
-   once a layout does not fit, the same layout with a larger micro-batch is refused without computing,
-   and once it fits, a smaller one is estimated without the separate check (the estimate's `fits` says).
+3. The others are checked for memory and estimated. Without interleaving, memory per chip grows with the
+   micro-batch (the activations in flight do: mb · min(p − i, m) is non-decreasing in mb, and so is the
+   worst stage), so once such a layout does not fit, the same layout with a larger micro-batch is refused
+   without computing, and once it fits, a smaller one is estimated without the separate check (the
+   estimate's `fits` says). Interleaved chunks are held in groups of micro-batches, so there every
+   layout's memory is checked.
 
 With `frontier`, a layout is skipped only when, besides, it cannot be on the batch's frontier (a layout
 with no more memory per chip already beats its floor) nor the best of its placement's memory bin: the
@@ -397,11 +399,15 @@ def evaluate(job: BatchJob) -> BatchResult:
             own = {k: held[k] for k in held_in_memory}
             fit_key = (node.number, *(v for k, v in held.items() if k != "workload.micro_batch"))
             memory = None
-            fit = fits.known(fit_key, mb)
+            # memory grows with the micro-batch only without interleaving: interleaved chunks are held in
+            # groups of micro-batches (perf.pipeline.held_layers), and fewer, larger ones may hold less
+            monotone = layout.interleave == 1
+            fit = fits.known(fit_key, mb) if monotone else None
             if fit is None or (job.frontier and fit and beaten(node.bound)):
                 memory = memory_per_chip(with_choice(node_scenario, own, sections), layout).total
                 fit = memory <= capacity
-                fits.learn(fit_key, mb, fit)
+                if monotone:
+                    fits.learn(fit_key, mb, fit)
             if not fit:
                 result.refused[MEMORY_RULE] += len(leaves)
                 m += len(leaves)
