@@ -2,7 +2,7 @@
 
     python benchmarks/bench_search.py            all three
     python benchmarks/bench_search.py rate       estimates per second per core, 16K-chip scenario
-    python benchmarks/bench_search.py search     rank every layout of Llama-3 405B on 16,512 H100
+    python benchmarks/bench_search.py search     rank every layout of Llama-3 405B on 16,384 H100
     python benchmarks/bench_search.py sweep      1,000 points x 4 seeds of 30-day runs, 10K cards
     python benchmarks/bench_search.py profile    where one estimate's time goes (cProfile)
 
@@ -57,7 +57,7 @@ def rate() -> None:
     for _ in range(20):
         estimate(s, index_for(s.cluster))
     fresh = (time.perf_counter() - t) / 20
-    print(f"one estimate, 16,384-chip job: {fresh * 1e3:.1f} ms with the index built ({1 / fresh:,.0f}/s); "
+    print(f"one estimate, {s.cluster.job_chips:,}-chip job on {s.cluster.nodes * s.cluster.chips_per_node:,} chips: {fresh * 1e3:.1f} ms with the index built ({1 / fresh:,.0f}/s); "
           f"group links of one placement {cold * 1e3:.1f} ms; step physics alone {warm * 1e6:.0f} µs "
           f"({1 / warm:,.0f}/s)")  # fmt: skip
 
@@ -84,7 +84,9 @@ def rank_405b() -> None:
     result = search(s, Request(), LocalRunner(workers))
     dt = time.perf_counter() - t
     b = result.best[0]
-    print(f"rank every layout of Llama-3 405B on 16,512 H100 ({workers} workers): {dt:.1f} s; "
+    c = s.cluster
+    print(f"rank every layout of Llama-3 405B on {c.job_chips:,} of {c.nodes * c.chips_per_node:,} H100 "
+          f"({workers} workers): {dt:.1f} s; "
           f"{result.placements} placements, {result.layouts_tried:,} layouts tried, {result.estimated:,} estimated "
           f"({result.estimated / dt:,.0f}/s); best {b.tokens_per_s:,.0f} tokens/s vs the file's "
           f"{result.baseline.tokens_per_s:,.0f}")  # fmt: skip

@@ -243,6 +243,13 @@ def _where_args(p: argparse.ArgumentParser) -> None:
         metavar="tcp://HOST:PORT",
         help="run on a Dask distributed cluster (default: $FACTORYSIM_SCHEDULER when set and --workers is not)",
     )
+    p.add_argument(
+        "--worker-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --scheduler: stop (exit 2) when no worker connects, or every worker is gone, this long "
+        "(default 60: explore.runner.WORKER_TIMEOUT)",
+    )
 
 
 def _explore_parsers(sub) -> None:
@@ -845,7 +852,11 @@ def _runner(args: argparse.Namespace):
 
     if args.workers is not None and args.workers < 1:
         raise ScenarioError([Problem("--workers", "must be at least 1")])
-    return runner_for(args.workers, args.scheduler)
+    if args.worker_timeout is not None and not args.worker_timeout > 0:
+        raise ScenarioError(
+            [Problem("--worker-timeout", f"must be a positive number of seconds, got {args.worker_timeout:g}")]
+        )
+    return runner_for(args.workers, args.scheduler, args.worker_timeout)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -855,7 +866,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, args.overrides)
     outputs = check_outputs([("--write", args.write), ("--report", args.report)], [args.scenario], args.force)
-    request = Request(args.objective, tuple(args.vary), tuple(args.fix), args.top)
+    request = Request(args.objective, tuple(args.vary), tuple(args.fix), args.top, frontier=bool(args.report))
     runner = _runner(args)
     try:
         with _counting_progress("placements") as bar:
@@ -922,6 +933,7 @@ def _search_json(result, estimates, why) -> dict:
             "placements_refused": dict(result.placement_refused.most_common()),
             "layouts_tried": result.layouts_tried,
             "layouts_estimated": result.estimated,
+            "layouts_not_estimated": result.pruned,  # out of reach of the top N (and of the frontier)
             "layouts_refused": dict(result.layout_refused.most_common()),
         },
         "baseline": row(result.baseline) if result.baseline else None,

@@ -194,6 +194,23 @@ class Sandbox:
             return EditResult(False, tuple(exc.problems))
         return self._try(data, what=f"{key_path} = {value!r}" if value is not None else f"{key_path} unset")
 
+    def edit_keys(self, settings: dict[str, Any], what: str) -> EditResult:
+        """Set several scenario keys (dotted paths; None unsets) as one edit: one check, one undo step."""
+        for key_path in settings:
+            if (refused := self._refused(key_path)) is not None:
+                return refused
+        data = scenario_data(self.scenario)
+        for key_path, value in settings.items():
+            node = data
+            *parents, name = key_path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            if value is None:
+                node.pop(name, None)
+            else:
+                node[name] = value
+        return self._try(data, what=what)
+
     def value(self, key_path: str) -> Any:
         return value_at(scenario_data(self.scenario), key_path)
 

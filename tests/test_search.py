@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from factorysim.explore import LocalRunner, Request
 from factorysim.explore.goodput import expected_goodput, replica_share
 from factorysim.explore.search import search
 from factorysim.scenario import ScenarioError, layout_problems, resolve_layout
+from factorysim.scenario.parallel import split_layers
 from factorysim.topology import FabricIndex, plan_clos
 
 from .conftest import SCENARIOS
@@ -29,7 +31,29 @@ SMALL = [
     "parallelism.dp=auto", "parallelism.interleave=1",
 ]  # fmt: skip
 LAYOUT_KEYS = ("parallelism.tp", "parallelism.cp", "parallelism.pp", "parallelism.dp", "workload.micro_batch",
-               "parallelism.interleave", "parallelism.sequence_parallel", "parallelism.zero", "workload.recompute")  # fmt: skip
+               "parallelism.interleave", "parallelism.sequence_parallel", "parallelism.zero", "workload.recompute",
+               "features.tp_overlap", "parallelism.first_stage_layers", "parallelism.last_stage_layers")  # fmt: skip
+STAGE_SPLITS = ("even", "last one short", "first and last one short")
+
+
+def splits(layers: int, pp: int) -> list[tuple]:
+    """(first_stage_layers, last_stage_layers) of the splits the search documents, each split once."""
+    short = -(-layers // pp) - 1
+    out, seen = [], set()
+    # where the even split already ends one short, the first and last one short is written as the first one
+    # short (the last is then short by itself), and tried only where that gives the same split
+    ends_short = split_layers(layers, pp, None, short) == split_layers(layers, pp)
+    third = (short, None) if ends_short else (short, short)
+    for first, last in ((None, None), (None, short), third):
+        if (pp == 1 and last is not None) or (pp < 3 and first is not None):
+            continue
+        split = split_layers(layers, pp, first, last)
+        if (first, last) == (short, None) and split != split_layers(layers, pp, short, short):
+            continue
+        if sum(split) == layers and min(split) >= 1 and split not in seen:
+            seen.add(split)
+            out.append((first, last))
+    return out
 
 
 def small(*more: str):
@@ -39,22 +63,31 @@ def small(*more: str):
 def exhaustive(base, grid: dict[str, list]) -> dict[tuple, float]:
     """tokens/s of every combination the scenario's own checks accept (layout, memory), by plain estimate calls."""
     index = FabricIndex.from_plan(base.cluster)
+    layers = base.workload.model_spec().layers
     found = {}
     keys = list(grid)
     for combo in itertools.product(*grid.values()):
         values = dict(zip(keys, combo, strict=True))
-        sections = {"parallelism": {"dp": "auto"}, "workload": {}}
-        for key, value in values.items():
-            section, name = key.split(".")
-            sections[section][name] = value
-        s = base.model_copy(update={k: getattr(base, k).model_copy(update=v) for k, v in sections.items()})
-        if layout_problems(s) or check_scenario(s):
-            continue
-        layout = resolve_layout(s)
-        if layout.tp == 1 and not s.parallelism.sequence_parallel:
-            continue  # the same layout as sequence_parallel = true
-        values["parallelism.dp"] = layout.dp
-        found[tuple(values[k] for k in LAYOUT_KEYS)] = estimate(s, index).tokens_per_s
+        if values["parallelism.tp"] == 1 and values.get("features.tp_overlap"):
+            continue  # nothing to overlap: the same layout as tp_overlap = false
+        for first, last in splits(layers, values["parallelism.pp"]):
+            values.update({"parallelism.first_stage_layers": first, "parallelism.last_stage_layers": last})
+            sections = {"parallelism": {"dp": "auto"}, "workload": {}, "features": {}}
+            for key, value in values.items():
+                section, name = key.split(".")
+                sections[section][name] = value
+            s = base.model_copy(update={k: getattr(base, k).model_copy(update=v) for k, v in sections.items()})
+            if layout_problems(s) or check_scenario(s):
+                continue
+            layout = resolve_layout(s)
+            if layout.tp == 1 and not s.parallelism.sequence_parallel:
+                continue  # the same layout as sequence_parallel = true
+            key = {
+                **values,
+                "parallelism.dp": layout.dp,
+                "features.tp_overlap": values.get("features.tp_overlap", False),
+            }
+            found[tuple(key[k] for k in LAYOUT_KEYS)] = estimate(s, index).tokens_per_s
     return found
 
 
@@ -73,6 +106,7 @@ def test_search_finds_every_layout_exhaustive_estimates_accept_and_no_other():
         "parallelism.sequence_parallel": [True, False],
         "parallelism.zero": [1],
         "workload.recompute": ["selective"],
+        "features.tp_overlap": [False, True],
     }
     truth = exhaustive(base, grid)
     result = search(base, Request(fix=("parallelism.zero=1", "workload.recompute=selective"), top=10**6))
@@ -99,6 +133,7 @@ def test_the_memory_and_schedule_knobs_are_searched_exactly_too():
         "parallelism.sequence_parallel": [True, False],
         "parallelism.zero": [0, 1, 2, 3],
         "workload.recompute": ["none", "selective", "full"],
+        "features.tp_overlap": [False, True],
     }
     truth = exhaustive(base, grid)
     fixed = ("parallelism.tp=2", "parallelism.cp=1", "parallelism.pp=2")
@@ -108,12 +143,108 @@ def test_the_memory_and_schedule_knobs_are_searched_exactly_too():
     assert result.layout_refused["fits in the chip's memory"] > 0
 
 
+def test_the_pruned_search_finds_the_top_layouts_exhaustive_estimates_find_estimating_fewer():
+    base = small()
+    grid = {
+        "parallelism.tp": list(range(1, 9)),
+        "parallelism.cp": [1, 2, 3, 4, 8, 16],
+        "parallelism.pp": list(range(1, 9)),
+        "workload.micro_batch": [1, 2, 3, 4, 8, 16, 32, 64],
+        "parallelism.interleave": list(range(1, 9)),
+        "parallelism.sequence_parallel": [True, False],
+        "parallelism.zero": [0, 1, 2, 3],
+        "workload.recompute": ["none", "selective", "full"],
+        "features.tp_overlap": [False, True],
+    }
+    truth = exhaustive(base, grid)
+    ranked = sorted(truth.items(), key=lambda kv: -kv[1])[:5]
+
+    result = search(base, Request(top=5))
+
+    assert [tuple(r.knobs[k] for k in LAYOUT_KEYS) for r in result.best] == [layout for layout, _ in ranked]
+    assert [r.tokens_per_s for r in result.best] == pytest.approx([t for _, t in ranked], rel=1e-12)
+    assert result.pruned > 10 * result.estimated  # the floor kept most layouts from being estimated
+    everything = search(base, Request(top=10**6))
+    assert result.layouts_tried == everything.layouts_tried  # each layout counted once, estimated or not
+
+
+def test_pruning_with_the_report_keeps_the_frontier_and_the_scatter_of_every_layout():
+    base = small()
+    everything = search(base, Request(top=10**6, frontier=True))
+    pruned = search(base, Request(top=3, frontier=True))
+    assert everything.pruned == 0 and pruned.pruned > 0
+    assert [(r.order, r.objective) for r in pruned.frontier] == [(r.order, r.objective) for r in everything.frontier]
+    assert [(r.order, r.objective) for r in pruned.cloud] == [(r.order, r.objective) for r in everything.cloud]
+    assert pruned.best == everything.best[:3]
+
+
+def test_the_floor_never_exceeds_the_step_time_and_without_interleaving_memory_never_falls_with_the_micro_batch():
+    from factorysim.explore.knobs import KNOBS, Space
+    from factorysim.explore.layouts import ComputeFloor, Domain, Walker, layout_of, with_choice
+    from factorysim.perf import estimate_step, memory_per_chip, step_links
+
+    rng = np.random.default_rng(7)
+    for s in (small(), load_scenario(SCENARIOS / "llama3-405b-16k-h100.toml", memory=False)):
+        space = Space(s)
+        domain = Domain(tuple(k.key for k in KNOBS if k.searched), {"workload.recompute": ("none", "selective",
+                                                                     "full"), "features.async_comm_engine": (False, True)})  # fmt: skip
+        walker = Walker(domain, space)
+        floor, index = ComputeFloor(s), FabricIndex.from_plan(s.cluster)
+        places = walker.walk(domain.knobs("placement"), {}, Counter())
+        checked = 0
+        for p in rng.choice(len(places), size=min(12, len(places)), replace=False):
+            layouts = walker.walk([k.key for k in KNOBS if k.level == "layout"], places[p], Counter())
+            for c in rng.choice(len(layouts), size=min(40, len(layouts)), replace=False):
+                choice = layouts[c]
+                layout = layout_of(space, choice)
+                scenario = with_choice(s, choice)
+                assert layout == resolve_layout(scenario)  # the search's layout is the scenario's
+                step = estimate_step(scenario, layout, step_links(index, layout))
+                assert floor.seconds(choice, layout) <= step.step_time_s
+                mb = choice["workload.micro_batch"]
+                larger = [v for v in walker.values("workload.micro_batch", choice) if v > mb]
+                if larger and layout.interleave == 1:  # interleaved chunks are held by groups: not monotone
+                    bigger = {**choice, "workload.micro_batch": larger[0]}
+                    memory = memory_per_chip(scenario, layout).total
+                    assert memory_per_chip(with_choice(s, bigger), layout_of(space, bigger)).total >= memory
+                checked += 1
+        assert checked > 200
+
+
+def test_stage_splits_are_even_last_one_short_and_first_and_last_one_short_each_once():
+    from factorysim.explore.knobs import Space
+    from factorysim.explore.layouts import Domain, Walker, layout_of
+
+    s = load_scenario(SCENARIOS / "llama3-405b-16k-h100.toml", memory=False)  # 126 layers
+    walker = Walker(Domain(("parallelism.stage_layers", "parallelism.last_stage_layers",
+                            "parallelism.first_stage_layers")), Space(s))  # fmt: skip
+    keys = ["parallelism.stage_layers", "parallelism.last_stage_layers", "parallelism.first_stage_layers"]
+
+    def splits_for(pp: int) -> list[tuple[int, ...]]:
+        start = {**{k: 1 for k in ("parallelism.tp", "parallelism.cp", "parallelism.ep")}, "parallelism.pp": pp,
+                 "parallelism.dp": 16512 // pp, "workload.micro_batch": 1, "parallelism.interleave": 1}  # fmt: skip
+        return [layout_of(Space(s), c).stage_layers for c in walker.walk(keys, start, Counter())]
+
+    assert splits_for(1) == [(126,)]
+    assert splits_for(2) == [(63, 63), (64, 62)]  # even, then the last one short
+    # 126 on 16 stages: the even split already has the two 7-layer stages last; Llama 3's puts them at both ends
+    sixteen = splits_for(16)
+    assert sixteen == [(8,) * 14 + (7, 7), (7,) + (8,) * 14 + (7,)]
+    # 126 on 14 stages divides evenly: one short gives its layer to the earliest stages in between
+    assert splits_for(14) == [(9,) * 14, (10,) + (9,) * 12 + (8,), (8, 10, 10) + (9,) * 10 + (8,)]
+
+
+def test_a_reporting_convention_is_not_a_knob():
+    with pytest.raises(ScenarioError, match=r"attention_flops.*reporting convention"):
+        search(small(), Request(vary=("workload.attention_flops=full,causal",)))
+
+
 def test_a_process_pool_ranks_exactly_like_one_process():
     base = small()
     one = search(base, Request(top=20), LocalRunner(1))
     two = search(base, Request(top=20), LocalRunner(2))
     assert [(r.order, r.objective) for r in one.best] == [(r.order, r.objective) for r in two.best]
-    assert one.layout_refused == two.layout_refused and one.estimated == two.estimated
+    assert one.layout_refused == two.layout_refused and one.estimated == two.estimated and one.pruned == two.pruned
 
 
 def test_the_best_layout_beats_the_scenarios_own_and_fix_holds_a_knob():
@@ -211,6 +342,9 @@ def test_search_json_and_write_give_a_scenario_that_loads_and_matches(tmp_path, 
     assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["counts"]["layouts_estimated"] > 0 and data["top"][0]["rank"] == 1
+    counts = data["counts"]
+    refused = sum(counts["layouts_refused"].values())
+    assert counts["layouts_tried"] == counts["layouts_estimated"] + counts["layouts_not_estimated"] + refused
     best = load_scenario(out)
     assert estimate(best).tokens_per_s == pytest.approx(data["top"][0]["tokens_per_s"], rel=1e-12)
     assert data["top"][0]["tokens_per_s"] >= data["baseline"]["tokens_per_s"]

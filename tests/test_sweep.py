@@ -197,3 +197,65 @@ def test_sweep_refuses_to_replace_a_file_that_is_not_a_sweep(tmp_path, capsys):
     assert main([*args, "--force"]) == 0
     assert main(["sweep", str(KUAE), "--vary", "parallelism.pp=8", "--output", str(KUAE), "--workers", "1"]) == 2
     assert "is the scenario being read" in capsys.readouterr().err
+
+
+def test_a_dask_cluster_no_worker_joins_stops_after_the_timeout_with_exit_2(tmp_path, capsys):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        t = time.monotonic()
+        code = main(["sweep", str(KUAE), "--vary", "reliability.rate_multiplier=1,2", "--output",
+                     str(tmp_path / "s.csv"), "--scheduler", cluster.scheduler_address, "--worker-timeout", "1"])  # fmt: skip
+        waited = time.monotonic() - t
+    err = capsys.readouterr().err
+    assert code == 2 and 1 <= waited < 20
+    assert "no worker connected" in err and "within 1 s" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_sweep_whose_workers_all_leave_stops_after_the_timeout_and_resumes_where_it_stopped(tmp_path):
+    from distributed import LocalCluster
+
+    axes = [
+        parse_axis("reliability.checkpoint_interval=10m,20m,30m,1h"),
+        parse_axis("reliability.rate_multiplier=1,2,4"),
+    ]
+
+    def run(out, runner, progress=None):
+        return sweep(kuae(), axes, str(out), seeds=3, duration=4 * 86400.0, runner=runner, progress=progress)
+
+    local = tmp_path / "local.parquet"
+    run(local, LocalRunner(1))
+    out = tmp_path / "dask.parquet"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        runner = DaskRunner(cluster.scheduler_address, worker_timeout=1.0)
+
+        def everyone_leaves(done, total):
+            if 0 < done < total and cluster.workers:
+                cluster.scale(0)
+
+        t = time.monotonic()
+        try:
+            with pytest.raises(ScenarioError, match=r"every worker .* is gone and none came back within 1 s"):
+                run(out, runner, everyone_leaves)
+        finally:
+            runner.close()
+        waited = time.monotonic() - t
+    assert waited < 30  # stopped, not hung
+    journal = tmp_path / "dask.parquet.partial.jsonl"
+    assert not out.exists() and 0 < len(journal.read_text().splitlines()) < 12 * 3
+    resumed = run(out, LocalRunner(1))
+    assert 0 < resumed.computed < 12 * 3 and out.read_bytes() == local.read_bytes()
+
+
+def test_the_worker_timeout_must_be_positive(capsys):
+    code = main(["sweep", str(KUAE), "--vary", "reliability.rate_multiplier=1,2", "--worker-timeout", "0"])
+    assert code == 2 and "--worker-timeout: must be a positive number of seconds, got 0" in capsys.readouterr().err
+
+
+def test_the_help_states_the_worker_timeout_the_runner_uses(capsys):
+    from factorysim.explore.runner import WORKER_TIMEOUT
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    assert f"(default {WORKER_TIMEOUT:g}: explore.runner.WORKER_TIMEOUT)" in " ".join(capsys.readouterr().out.split())

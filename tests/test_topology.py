@@ -190,3 +190,51 @@ def test_group_bottlenecks_follow_health_changes_exactly(changes, dim):
     for kind, i, h in changes:
         live.set_health(kind, i % len(live.health_of(kind)), h)
         assert live.group_links(layout, dim) == recomputed(live, s.cluster).group_links(layout, dim)
+
+
+@settings(max_examples=25, deadline=None)
+@given(health_changes)
+def test_sums_per_leaf_and_pod_are_exactly_those_of_a_loop_over_each(changes):
+    cluster = cluster_of("rail-optimized", 3, 3.0, 48)
+    live = FabricIndex.from_plan(cluster)
+    for kind, i, h in changes:
+        live.set_health(kind, i % len(live.health_of(kind)), h)
+    leaves, pods = np.arange(live.plan.leaves), np.arange(live.plan.pods)
+    loop = lambda members, keys, weight: np.array([weight(members.of(k)).sum() for k in keys])  # noqa: E731
+    assert np.array_equal(live.leaf_down, loop(live._leaf_chips, leaves, live.nic.__getitem__))
+    assert np.array_equal(live.leaf_up, loop(live._leaf_uplinks, leaves, live._uplink_weight))
+    assert np.array_equal(live.pod_down, loop(live._pod_uplinks, pods, live._uplink_weight))
+    assert np.array_equal(live.pod_up, loop(live._pod_corelinks, pods, live._core_weight))
+    some = leaves[::3]
+    assert np.array_equal(live._leaf_uplinks.sums(some, live._uplink_weight), live.leaf_up[some])
+
+
+def test_health_cleared_gives_the_links_of_a_fresh_index_for_placements_already_cached():
+    s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
+                 "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
+    layout = resolve_layout(s)
+    used = FabricIndex.from_plan(s.cluster)
+    before = step_links(used, layout)
+    for kind, i in (("spine", 1), ("nic", 5), ("uplink", 3), ("core", 0), ("leaf", 2)):
+        used.set_health(kind, i, 0.5)
+    assert step_links(used, layout) != before
+    used.clear_health()
+    assert used.placements_cached == 3  # tp, pp, dp (cp and ep are groups of one: nothing to place)
+    assert step_links(used, layout) == before == step_links(FabricIndex.from_plan(s.cluster), layout)
+
+
+def test_the_placement_cache_is_bounded_least_recently_used_first_and_can_be_emptied():
+    s = scenario("cluster.nodes=64", "parallelism.tp=8", "parallelism.pp=1", "parallelism.dp=auto")
+    index = FabricIndex.from_plan(s.cluster)
+    index.placement_limit = 2
+    layouts = [resolve_layout(s).with_dp(dp) for dp in (16, 32, 64)]  # dp groups of three sizes
+    for layout in layouts:
+        index.group_links(layout, "dp")
+    assert index.placements_cached == 2
+    assert [key[3] for key in index._shapes] == [32, 64]  # the first one asked about went first
+    index.group_links(layouts[1], "dp")  # used again: now the most recent
+    index.group_links(layouts[0], "dp")
+    assert [key[3] for key in index._shapes] == [32, 16]
+    index.forget_placements()
+    assert index.placements_cached == 0
+    assert index.group_links(layouts[0], "dp") == FabricIndex.from_plan(s.cluster).group_links(layouts[0], "dp")

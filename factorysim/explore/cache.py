@@ -67,19 +67,18 @@ def shared_index(s: Scenario) -> FabricIndex:
     if found is not None:
         _indexes.move_to_end(key)
         return found
-    return _remember(_indexes, key, index_for(s.cluster, s.topology.edits))
+    index = index_for(s.cluster, s.topology.edits)
+    index.placement_limit = PLACEMENTS_KEPT
+    return _remember(_indexes, key, index)
+
+
+PLACEMENTS_KEPT = 64
+"""Group placements a shared index keeps (least recently used go first): a sweep over layouts stays bounded."""
 
 
 def release(index: FabricIndex) -> None:
     """Drop the group placements an index has cached (they are rebuilt on demand)."""
-    index._shapes.clear()
-    index._links.clear()
-
-
-def trim(index: FabricIndex, limit: int = 64) -> None:
-    """Release an index's group placements once it holds more than `limit` of them (memory stays bounded)."""
-    if len(index._shapes) > limit:
-        release(index)
+    index.forget_placements()
 
 
 def private_index(s: Scenario, layout: ParallelLayout) -> FabricIndex:

@@ -10,7 +10,9 @@ submitted again here), never a point.
 from __future__ import annotations
 
 import os
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Protocol
@@ -21,6 +23,13 @@ from ..scenario.errors import Problem, ScenarioError
 SCHEDULER_ENV = "FACTORYSIM_SCHEDULER"
 RETRIES = 3
 """How many times a batch is submitted again after Dask gave up on it (KilledWorker)."""
+WORKER_TIMEOUT = 60.0
+"""Seconds a Dask run waits for a first worker to connect, and for one to come back when every worker is gone,
+before it stops with a message (--worker-timeout)."""
+POLL = 0.5
+"""Seconds between looks at the cluster's workers while a Dask run waits for results."""
+WAIT = 0.01
+"""Seconds between looks for finished results."""
 
 Done = Callable[[int, Any], None]
 
@@ -39,45 +48,61 @@ def default_workers() -> int:
 
 
 class LocalRunner:
-    """This machine: in process with one worker, else a process pool (`workers` processes)."""
+    """This machine: in process with one worker, else a process pool (`workers` processes).
+
+    The pool lives from the first map that needs it to `close()`: its processes keep what they cached
+    (validated scenarios, cluster indexes) from one map to the next."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or default_workers())
+        self._pool: ProcessPoolExecutor | None = None
 
     def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], done: Done) -> None:
         if self.workers == 1 or len(jobs) <= 1:
             for i, job in enumerate(jobs):
                 done(i, fn(job))
             return
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)))
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+        pending = {self._pool.submit(fn, job): i for i, job in enumerate(jobs)}
         try:
-            pending = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in sorted(finished, key=pending.__getitem__):
                     done(pending.pop(fut), fut.result())
-        finally:  # on an interrupt or an error, drop what has not started and do not wait for it
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # an interrupt or an error: drop what has not started and do not wait for it
+            self.close()
+            raise
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 class DaskRunner:
     """A Dask distributed cluster: one task per batch, results as they finish, lost batches retried."""
 
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
+    def __init__(self, address: str, timeout: float = 5.0, worker_timeout: float = WORKER_TIMEOUT) -> None:
         try:
             from distributed import Client
         except ImportError:  # pragma: no cover - a dependency, but say what to do if it is missing
             raise ScenarioError(
                 [Problem("--scheduler", "needs dask distributed: pip install 'dask[distributed]'")]
             ) from None
-        self.address = address
+        self.address, self.worker_timeout = address, worker_timeout
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ScenarioError([Problem("--scheduler", f"cannot reach the scheduler at {address}: {exc}")]) from None
+        try:
+            self.client.wait_for_workers(1, timeout=worker_timeout)
+        except (OSError, TimeoutError):
+            self.close()
+            raise ScenarioError([Problem("--scheduler", f"no worker connected to {address} within "
+                                         f"{worker_timeout:g} s (--worker-timeout); start some with "
+                                         f"`dask worker {address}`")]) from None  # fmt: skip
         self._check_workers()
 
     def _check_workers(self) -> None:
@@ -122,34 +147,63 @@ class DaskRunner:
             number[fut.key] = i
             futures.append(fut)
         queue = as_completed(futures, loop=self.client.loop, with_results=False)
+        alone_since: float | None = None  # when the cluster was last seen with no worker
+        looked = time.monotonic()
         try:
-            for fut in queue:
-                i = number[fut.key]
-                try:
-                    result = fut.result()
-                except KilledWorker:
-                    tries[i] += 1
-                    if tries[i] > RETRIES:
-                        raise
-                    again = self.client.submit(fn, jobs[i], key=f"{tag}-{i}-retry{tries[i]}", pure=False)
-                    number[again.key] = i
-                    queue.add(again)
+            while queue.count():
+                finished = queue.next_batch(block=False)
+                if not finished:
+                    time.sleep(WAIT)
+                    if time.monotonic() - looked >= POLL:
+                        alone_since, looked = self._still_alone(alone_since), time.monotonic()
                     continue
-                fut.release()
-                done(i, result)
+                alone_since = None
+                for fut in sorted(finished, key=lambda f: number[f.key]):
+                    i = number[fut.key]
+                    try:
+                        result = fut.result()
+                    except KilledWorker:
+                        tries[i] += 1
+                        if tries[i] > RETRIES:
+                            raise
+                        again = self.client.submit(fn, jobs[i], key=f"{tag}-{i}-retry{tries[i]}", pure=False)
+                        number[again.key] = i
+                        futures.append(again)
+                        queue.add(again)
+                        continue
+                    fut.release()
+                    done(i, result)
         finally:
             self.client.cancel([f for f in futures if not f.done()])
+
+    def _still_alone(self, since: float | None) -> float | None:
+        """None while the cluster has a worker; else since when it has had none (a ScenarioError past the
+        timeout: work waiting for a worker that never comes is a hang, not a run)."""
+        try:
+            workers = len(self.client.nthreads())
+        except (OSError, TimeoutError):  # the scheduler itself is gone
+            workers = 0
+        if workers:
+            return None
+        now = time.monotonic()
+        if since is None:
+            return now
+        if now - since > self.worker_timeout:
+            raise ScenarioError([Problem("--scheduler", f"every worker of {self.address} is gone and none came "
+                                         f"back within {self.worker_timeout:g} s (--worker-timeout); stopped "
+                                         "(a sweep keeps the points it finished: run it again to continue)")])  # fmt: skip
+        return since
 
     def close(self) -> None:
         self.client.close()
 
 
-def runner_for(workers: int | None, scheduler: str | None) -> Runner:
+def runner_for(workers: int | None, scheduler: str | None, worker_timeout: float | None = None) -> Runner:
     """A Dask runner for a scheduler address (the argument; else $FACTORYSIM_SCHEDULER unless a local worker
-    count was asked for), else a local one."""
+    count was asked for), else a local one. A Dask runner waits `worker_timeout` (default WORKER_TIMEOUT)."""
     address = scheduler or (None if workers else os.environ.get(SCHEDULER_ENV)) or None
     if address:
-        return DaskRunner(address)
+        return DaskRunner(address, worker_timeout=WORKER_TIMEOUT if worker_timeout is None else worker_timeout)
     return LocalRunner(workers)
 
 

@@ -16,18 +16,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..perf import StepEstimate, estimate
+from ..scenario.checks import layout_problems
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario, value_at
 from ..scenario.models import Scenario
 from ..scenario.parallel import resolve_layout
 from . import cache
 from .goodput import expected_goodput
-from .knobs import BY_KEY, KNOBS, LABELS, Space, scenario_value
+from .knobs import BY_KEY, KNOBS, LABELS, NOT_KNOBS, Space, scenario_value
 from .layouts import BatchJob, BatchResult, Domain, Record, evaluate, pareto, placements, sort_key
 from .objectives import OBJECTIVES, Measures, Objective
 from .runner import LocalRunner, Runner, batches
 from .values import plain, split_values, toml_value
 
+PLACEMENTS_PER_BATCH = 12
+"""Placements estimated together: the layouts of a batch prune each other, so larger batches estimate fewer."""
+FIRST_WAVE = 1
+"""Batches of each variant in the first wave; each wave after it is twice as large."""
 NEUTRAL_LAYOUT = {"tp": 1, "cp": 1, "pp": 1, "dp": "auto", "ep": 1, "interleave": 1}
 LAYOUT_PATHS = ("parallelism.", "workload.global_batch", "workload.micro_batch")
 
@@ -40,6 +45,7 @@ class Request:
     vary: tuple[str, ...] = ()  # "KEY" (a knob's own candidates) or "KEY=v1,v2" (any key)
     fix: tuple[str, ...] = ()  # "KEY=VALUE" for a knob
     top: int = 5
+    frontier: bool = False  # also the frontier and the scatter of every layout (memory of each: slower)
 
 
 @dataclass
@@ -51,16 +57,19 @@ class SearchResult:
     placements: int = 0
     placement_refused: Counter = field(default_factory=Counter)
     estimated: int = 0
+    pruned: int = 0  # not estimated: their compute alone could not reach the best (nor the frontier)
     layout_refused: Counter = field(default_factory=Counter)
     best: list[Record] = field(default_factory=list)
     best_per_variant: list[Record | None] = field(default_factory=list)
     frontier: list[Record] = field(default_factory=list)
     cloud: list[Record] = field(default_factory=list)
     baseline: Record | None = None
+    baseline_fits: bool = True  # the scenario's own layout fits in its chips' memory
+    frontier_exact: bool = False  # the frontier and the scatter were kept (Request.frontier)
 
     @property
     def layouts_tried(self) -> int:
-        return self.estimated + sum(self.layout_refused.values())
+        return self.estimated + self.pruned + sum(self.layout_refused.values())
 
     def settings(self, record: Record) -> dict[str, Any]:
         """Every key the search set for this layout: the variant's keys, then the knobs."""
@@ -75,16 +84,42 @@ class SearchResult:
         """The input scenario with this layout (and its variant's keys), validated like a file."""
         data = scenario_data(self.variants[record.variant][1])
         auto = self.scenario.parallelism.dp == "auto"
-        sets = []
-        for key, value in record.knobs.items():
-            if key == "parallelism.dp" and auto:
+        settings = dict(record.knobs)
+        if auto:
+            settings["parallelism.dp"] = "auto"
+        return validate_scenario(set_keys(data, settings), "search result")
+
+    def edits(self, record: Record) -> dict[str, Any]:
+        """The keys to set on the input scenario for this layout (None: unset), the variant's keys included:
+        what the sandbox applies as one edit."""
+        out = {}
+        for key, value in self.settings(record).items():
+            if key == "parallelism.dp" and self.scenario.parallelism.dp == "auto":
                 value = "auto"
-            sets.append(f"{key}={toml_value(value)}")
-        return validate_scenario(apply_overrides(data, sets), "search result")
+            mine = value_at(scenario_data(self.scenario), key)
+            value = list(value) if isinstance(value, tuple) else value
+            if mine != value:
+                out[key] = value
+        return out
 
     def estimate_of(self, record: Record) -> StepEstimate:
         s = self.scenario_for(record)
         return estimate(s, cache.shared_index(s))
+
+
+def set_keys(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Scenario data with dotted keys set (a None value removes the key: the model's default applies)."""
+    out = json_copy(data)
+    for key, value in settings.items():
+        node = out
+        *parents, name = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is None:
+            node.pop(name, None)
+        else:
+            node[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _problem(path: str, msg: str) -> ScenarioError:
@@ -97,6 +132,7 @@ def _parse_vary(items: Sequence[str]) -> tuple[list[str], dict[str, tuple[Any, .
     for item in items:
         if "=" not in item:
             key = item.strip()
+            _not_a_knob(key, "--vary")
             if key not in BY_KEY:
                 known = ", ".join(k.key for k in KNOBS)
                 raise _problem(
@@ -106,11 +142,21 @@ def _parse_vary(items: Sequence[str]) -> tuple[list[str], dict[str, tuple[Any, .
             continue
         key, raw = item.split("=", 1)
         key = key.strip()
-        vals = tuple(parse_override(f"{key}={v}")[1] for v in split_values(raw))
+        _not_a_knob(key, "--vary")
+        vals = tuple(_hashable(parse_override(f"{key}={v}")[1]) for v in split_values(raw))
         if not vals:
             raise _problem("--vary", f"{item!r} gives no values (KEY=a,b,c)")
         values[key] = vals
     return widened, values
+
+
+def _not_a_knob(key: str, flag: str) -> None:
+    if key in NOT_KNOBS:
+        raise _problem(flag, f'"{key}" is not searched: {NOT_KNOBS[key]}; set it with --set {key}=...')
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def plan(s: Scenario, req: Request) -> tuple[Domain, list[tuple[tuple[tuple[str, Any], ...], Scenario]]]:
@@ -122,9 +168,10 @@ def plan(s: Scenario, req: Request) -> tuple[Domain, list[tuple[tuple[tuple[str,
             raise _problem("--fix", f"{item!r} is not KEY=VALUE (e.g. parallelism.tp=8)")
         parts, value = parse_override(item)
         key = ".".join(parts)
+        _not_a_knob(key, "--fix")
         if key not in BY_KEY:
             raise _problem("--fix", f'"{key}" is not a knob the search turns; set it with --set {key}=...')
-        given[key] = (value,)
+        given[key] = (_hashable(value),)
     clash = sorted(set(given) & (set(varied) | set(widened)))
     if clash:
         raise _problem("--fix", f"{', '.join(clash)} is both fixed and varied")
@@ -207,8 +254,8 @@ def json_copy(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data))
 
 
-def measure(s: Scenario, objective: Objective) -> Record:
-    """The scenario's own layout, measured as the search measures each candidate."""
+def measure(s: Scenario, objective: Objective) -> tuple[Record, bool]:
+    """The scenario's own layout, measured as the search measures each candidate, and whether it fits."""
     index = cache.shared_index(s)
     step = estimate(s, index)
     layout = resolve_layout(s)
@@ -216,8 +263,9 @@ def measure(s: Scenario, objective: Objective) -> Record:
     m = Measures(step.tokens_per_s, step.mfu, step.step_time_s, step.memory.total / 1e9, step.chips, goodput,
                  s.workload.target_tokens)  # fmt: skip
     choice = tuple(sorted((k.key, scenario_value(s, k.key)) for k in KNOBS if k.level != "variant"))
-    return Record((-1, 0, 0), -1, choice, m.tokens_per_s, m.mfu, m.step_time_s, m.memory_gb, m.chips, goodput,
-                  objective.value(m))  # fmt: skip
+    record = Record((-1, 0, 0, 0), -1, choice, m.tokens_per_s, m.mfu, m.step_time_s, m.memory_gb, m.chips, goodput,
+                    objective.value(m))  # fmt: skip
+    return record, step.fits
 
 
 def search(
@@ -237,35 +285,58 @@ def search(
         why = obj.missing(v)
         if why:
             raise _problem("--objective", why)
-    result = SearchResult(s, obj, domain, variants)
+    result = SearchResult(s, obj, domain, variants, frontier_exact=req.frontier)
     runner = runner or LocalRunner(1)
     jobs: list[BatchJob] = []
     for i, (_, v) in enumerate(variants):
         placed = placements(Space(v), domain, result.placement_refused)
         result.placements += len(placed)
         numbered = list(enumerate(placed))
-        for batch in batches(len(numbered), runner.workers):
+        # batches of a size set by the search alone, never by the runner: what each batch prunes, and so every
+        # count, is the same on one process, a pool or a Dask cluster
+        for batch in batches(len(numbered), 1, per_worker=1, at_most=PLACEMENTS_PER_BATCH):
             jobs.append(BatchJob(i, scenario_data(v), [numbered[j] for j in batch], domain.turned, domain.given,
-                                 req.objective, req.top))  # fmt: skip
+                                 req.objective, req.top, req.frontier))  # fmt: skip
     total = sum(len(j.placements) for j in jobs)
     finished = 0
     parts: list[BatchResult | None] = [None] * len(jobs)
+    key = sort_key(req.objective)
 
-    def done(i: int, part: BatchResult) -> None:
-        nonlocal finished
-        parts[i] = part
-        finished += len(jobs[i].placements)
-        if progress:
-            progress(finished, total)
+    def run(wave: list[int]) -> None:
+        def done(i: int, part: BatchResult) -> None:
+            nonlocal finished
+            parts[wave[i]] = part
+            finished += len(jobs[wave[i]].placements)
+            if progress:
+                progress(finished, total)
+
+        runner.map(evaluate, [jobs[j] for j in wave], done)
 
     if progress:
         progress(0, total)
-    runner.map(evaluate, jobs, done)
+    # Waves of batches, each twice the last: a wave's batches start from the objective the variant's N-th best
+    # has reached in the waves before (a layout whose floor cannot reach it cannot be in the top N)
+    reached: list[list[Record]] = [[] for _ in variants]
+    order = sorted(range(len(jobs)), key=lambda j: (sum(o.variant == jobs[j].variant for o in jobs[:j]), j))
+    start, size = 0, FIRST_WAVE * len(variants)
+    while start < len(order):
+        wave = order[start : start + size]
+        for j in wave:
+            found = sorted(reached[jobs[j].variant], key=key)[: req.top]
+            reached[jobs[j].variant] = found
+            if len(found) >= req.top:
+                jobs[j].reached = found[-1].objective
+        run(wave)
+        for j in wave:
+            reached[jobs[j].variant] += parts[j].best  # type: ignore[union-attr]
+        start, size = start + size, size * 2
+
     key = sort_key(req.objective)
     per_variant: list[list[Record]] = [[] for _ in variants]
     for part in parts:
         assert part is not None
         result.estimated += part.estimated
+        result.pruned += part.pruned
         result.layout_refused += part.refused
         per_variant[part.variant] += part.best
         result.frontier += part.frontier
@@ -274,8 +345,8 @@ def search(
     result.best_per_variant = [min(rs, key=key) if rs else None for rs in per_variant]
     result.frontier = pareto(result.frontier, req.objective)
     result.cloud.sort(key=lambda r: r.order)
-    if not obj.missing(s):
-        result.baseline = measure(s, obj)
+    if not obj.missing(s) and not layout_problems(s):
+        result.baseline, result.baseline_fits = measure(s, obj)
     return result
 
 
@@ -295,7 +366,8 @@ def changes(result: SearchResult, record: Record) -> list[str]:
     for key, value in result.settings(record).items():
         mine = scenario_value(s, key) if key in BY_KEY else value_at(scenario_data(s), key)
         if mine != value:
-            out.append(f"{LABELS.get(key, key)} {plain(mine)} → {plain(value)}")
+            show = BY_KEY[key].show if key in BY_KEY else plain
+            out.append(f"{LABELS.get(key, key)} {show(mine)} → {show(value)}")
     return out
 
 
@@ -333,4 +405,7 @@ def refusal_lines(result: SearchResult) -> list[str]:
     lines += [f"  {n:,} break the rule: {rule}" for rule, n in result.placement_refused.most_common()]
     lines.append(f"layouts on them: {result.layouts_tried:,} tried, {result.estimated:,} estimated")
     lines += [f"  {n:,} break the rule: {rule}" for rule, n in result.layout_refused.most_common()]
+    if result.pruned:
+        lines.append(f"  {result.pruned:,} not estimated: their compute alone cannot reach the top {len(result.best)}"
+                     + (" nor the frontier" if result.frontier_exact else ""))  # fmt: skip
     return lines

@@ -119,7 +119,6 @@ class SweepJob:
 def estimate_metrics(s: Scenario) -> dict[str, Any]:
     index = cache.shared_index(s)
     step = estimate(s, index)
-    cache.trim(index)
     f = step.factors
     return {
         "step_time_s": step.step_time_s, "tokens_per_s": step.tokens_per_s, "mfu": step.mfu, "hfu": step.hfu,

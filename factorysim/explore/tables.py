@@ -26,6 +26,11 @@ def compact(settings: dict) -> str:
         parts.append(f"CP{g('parallelism.cp')}")
     v = g("parallelism.interleave", 1)
     parts.append(f"PP{g('parallelism.pp')}" + (f"×{v}" if v > 1 else ""))
+    first, last = g("parallelism.first_stage_layers"), g("parallelism.last_stage_layers")
+    if first is not None or last is not None:
+        parts.append("stages " + "/".join(str(n) if n is not None else "even" for n in (first, last)))
+    elif (stages := g("parallelism.stage_layers")) is not None:
+        parts.append("stages " + ",".join(map(str, stages)))
     parts.append(f"DP{g('parallelism.dp')}")
     if g("parallelism.ep", 1) > 1:
         parts.append(f"EP{g('parallelism.ep')}")
@@ -34,8 +39,12 @@ def compact(settings: dict) -> str:
         parts.append(f"{g('workload.recompute')} recompute")
     if g("parallelism.tp", 1) > 1 and g("parallelism.sequence_parallel") is False:
         parts.append("no SP")
-    for key, label in (("workload.precision", ""), ("features.in_network_reduction", "INR"),
-                       ("features.async_comm_engine", "ACE")):  # fmt: skip
+    if g("workload.grad_dtype") == "bf16":
+        parts.append("BF16 grads")
+    if (attention := g("workload.attention")) not in (None, "flash"):
+        parts.append(str(attention))
+    for key, label in (("workload.precision", ""), ("features.tp_overlap", "TP overlap"),
+                       ("features.in_network_reduction", "INR"), ("features.async_comm_engine", "ACE")):  # fmt: skip
         value = g(key)
         if key == "workload.precision" and value == "fp8":
             parts.append("FP8")
@@ -49,7 +58,7 @@ def layout_text(result: SearchResult, r) -> str:
     settings = result.settings(r) if r.variant >= 0 else dict(r.choice)
     out = []
     for k in result.domain.turned:
-        v = plain(settings.get(k))
+        v = BY_KEY[k].show(settings.get(k))
         out.append(f"{LABELS[k]}{v}" if v.isdigit() else f"{LABELS[k]}={v}")
     return " ".join(out)
 
@@ -57,7 +66,7 @@ def layout_text(result: SearchResult, r) -> str:
 def print_search(console: Console, result: SearchResult, estimates: Sequence[StepEstimate], why: Sequence[str]) -> None:
     s, obj = result.scenario, result.objective
     console.print(Text(s.name, style="bold"), Text(f"— every layout ranked by {obj.label}"))
-    held = [f"{k.key} = {plain(result.settings(result.best[0]).get(k.key, ''))}" for k in BY_KEY.values()
+    held = [f"{k.key} = {k.show(result.settings(result.best[0]).get(k.key))}" for k in BY_KEY.values()
             if k.level == "layout" and k.key not in result.domain.turned and result.best]  # fmt: skip
     if held:
         console.print(Text("  held (--vary KEY to search): " + ", ".join(held), style="dim"))

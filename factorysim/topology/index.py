@@ -14,6 +14,8 @@ Health is runtime state (faults, repairs) and lives here, not in the graph.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -28,11 +30,12 @@ if TYPE_CHECKING:  # networkx costs ~170 ms to import; only graph builds need it
 
 Dim = Literal["tp", "cp", "dp", "pp", "ep"]
 _AXIS = {"pp": 0, "dp": 1, "cp": 2, "tp": 3}
-
-
-def _size(layout: ParallelLayout, dim: Dim) -> int:
-    """Ranks in one group of `dim`."""
-    return getattr(layout, dim)
+_SIZE: dict[str, Callable[[ParallelLayout], int]] = {
+    "tp": lambda x: x.tp, "cp": lambda x: x.cp, "pp": lambda x: x.pp, "dp": lambda x: x.dp, "ep": lambda x: x.ep,
+}  # fmt: skip
+STALE_LEAVES = 32
+"""Past this many leaves changed since a placement's minima were read, they are read afresh in one pass
+(minima do not depend on the order they are taken in: both ways give the same links)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class GroupLinks:
         )
 
 
+ALONE = GroupLinks(1, 1, 1, np.inf, np.inf, False, False)
+"""The links of a group of one: nothing to cross."""
+
+
 class _GroupShape:
     """Where the groups of one parallel dimension sit (independent of health), with per-leaf minima of the
     members' bandwidths that are refreshed only for the leaves a health change touched."""
@@ -68,13 +75,13 @@ class _GroupShape:
         chips = groups.ravel()
         leaf = chip_leaf[chips]
         bucket = np.where(leaf >= 0, leaf, buckets - 1)
-        # the same stable order; NumPy radix-sorts 16-bit keys, several times faster than its int64 merge sort
-        order = np.argsort(bucket.astype(np.int16) if buckets < 2**15 else bucket, kind="stable")
+        # a stable sort of small integers is a radix sort: linear in the chips
+        order = np.argsort(bucket.astype(np.uint16) if buckets <= 1 << 16 else bucket, kind="stable")
         self.chips = chips[order]
         self.bucket = bucket[order]
         self.spans_leaf = np.repeat(spans_leaf, self.size)[order]
         self.spans_pod = np.repeat(spans_pod, self.size)[order]
-        self.pod = leaf_pod[np.maximum(chip_leaf[self.chips], 0)]
+        self.pod = leaf_pod[np.maximum(leaf[order], 0)]
         self.starts = np.searchsorted(self.bucket, np.arange(buckets + 1))
         self.out_min = np.full(buckets, np.inf)
         self.up_min = np.full(buckets, np.inf)
@@ -86,6 +93,7 @@ class _Members:
 
     def __init__(self, keys: np.ndarray, count: int) -> None:
         keys = np.asarray(keys, dtype=np.int64)
+        self.count = count
         self.order = np.argsort(keys, kind="stable")
         self.starts = (
             np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=count))])
@@ -95,6 +103,28 @@ class _Members:
 
     def of(self, key: int) -> np.ndarray:
         return self.order[self.starts[key] : self.starts[key + 1]]
+
+    def sums(self, keys: np.ndarray, weight: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Σ weight(members) for each key, in one pass (0 for a key with no members).
+
+        Each key's members are summed as one contiguous slice, as `weight(self.of(key)).sum()` would:
+        the same additions in the same order, so the result does not depend on which keys are asked.
+        """
+        keys = np.asarray(keys, dtype=np.int64)
+        out = np.zeros(len(keys))
+        lo, hi = self.starts[keys], self.starts[keys + 1]
+        size = hi - lo
+        has = size > 0
+        if not has.any():
+            return out
+        if len(keys) == self.count and (lo[1:] == hi[:-1]).all():
+            members = self.order  # every key, in order: the members are the whole order array
+        else:
+            at = np.repeat(lo - np.concatenate([[0], np.cumsum(size)[:-1]]), size)
+            members = self.order[at + np.arange(int(size.sum()))]
+        firsts = np.concatenate([[0], np.cumsum(size)[:-1]])[has]
+        out[has] = np.add.reduceat(weight(members), firsts)
+        return out
 
 
 def _ratio(up: np.ndarray, down: np.ndarray) -> np.ndarray:
@@ -136,8 +166,11 @@ class FabricIndex:
         self.uplink_health = np.ones(len(self.up_bw))
         self.version = 0
         self.leaf_touched = np.zeros(plan.leaves + 1, dtype=np.int64)  # last version that changed a leaf's chips
-        self._shapes: dict[tuple, _GroupShape] = {}
+        self._shapes: OrderedDict[tuple, _GroupShape] = OrderedDict()
         self._links: dict[tuple, GroupLinks] = {}
+        self.placement_limit: int | None = None
+        """At most this many group placements are kept (least recently used go first); None: no bound."""
+        self._build_maps()
         self.recompute()
 
     # ------------------------------------------------------------ construction
@@ -266,31 +299,32 @@ class FabricIndex:
 
     def recompute(self) -> None:
         """Derive effective bandwidths and sharing ratios from the base arrays and health, everywhere."""
-        self._build_maps()
         n_leaves, pods = self.plan.leaves, max(1, self.plan.pods)
         self.scale_up = self.up_base * self.up_health
         self.nic = np.zeros_like(self.nic_base)
         self.leaf_down, self.leaf_up, self.leaf_ratio = np.zeros(n_leaves), np.zeros(n_leaves), np.ones(n_leaves)
-        self._refresh_chips(np.arange(len(self.nic_base)))
+        self._refresh_chips(np.arange(len(self.nic_base)), np.arange(n_leaves))
         self._refresh_leaves(np.arange(n_leaves))
         self.pod_up, self.pod_down, self.pod_ratio = np.zeros(pods), np.zeros(pods), np.ones(pods)
         self._refresh_pods(np.arange(pods))
         self._touch()
         self.leaf_touched[:] = self.version
+        for shape in self._shapes.values():  # every leaf changed: each placement's minima are read afresh at once
+            shape.at_version = -1
 
-    def _refresh_chips(self, chips: np.ndarray) -> None:
+    def _refresh_chips(self, chips: np.ndarray, leaves: np.ndarray | None = None) -> None:
+        """The chips' NIC bandwidth, and the downlink demand of their leaves (`leaves`, when known)."""
         leaf = self.leaf[chips]
         ok = np.where(leaf >= 0, self.leaf_health[np.maximum(leaf, 0)], 0.0)
         self.nic[chips] = self.nic_base[chips] * self.nic_health[chips] * ok
-        leaves = np.unique(leaf[leaf >= 0])
-        for j in leaves:
-            self.leaf_down[j] = self.nic[self._leaf_chips.of(j)].sum()
+        if leaves is None:
+            leaves = np.unique(leaf[leaf >= 0])
+        self.leaf_down[leaves] = self._leaf_chips.sums(leaves, self.nic.__getitem__)
         self._update_leaf_ratio(leaves)
 
     def _refresh_leaves(self, leaves: np.ndarray) -> None:
         if len(self.up_bw):
-            for j in leaves:
-                self.leaf_up[j] = self._uplink_weight(self._leaf_uplinks.of(j)).sum()
+            self.leaf_up[leaves] = self._leaf_uplinks.sums(leaves, self._uplink_weight)
         self._update_leaf_ratio(leaves)
 
     def _update_leaf_ratio(self, leaves: np.ndarray) -> None:
@@ -299,9 +333,8 @@ class FabricIndex:
     def _refresh_pods(self, pods: np.ndarray) -> None:
         if self.plan.tiers < 3 or not len(self.core_bw):
             return
-        for p in pods:
-            self.pod_down[p] = self._uplink_weight(self._pod_uplinks.of(p)).sum()
-            self.pod_up[p] = self._core_weight(self._pod_corelinks.of(p)).sum()
+        self.pod_down[pods] = self._pod_uplinks.sums(pods, self._uplink_weight)
+        self.pod_up[pods] = self._pod_corelinks.sums(pods, self._core_weight)
         self.pod_ratio[pods] = _ratio(self.pod_up[pods], self.pod_down[pods])
 
     def _touch(self) -> None:
@@ -372,19 +405,41 @@ class FabricIndex:
         Where groups sit depends only on the placement and is cached; the bandwidths are re-read after
         every health change.
         """
+        if _SIZE[dim](layout) == 1:
+            return ALONE
         key = (layout.tp, layout.cp, layout.pp, layout.dp, layout.ep, dim,
                None if placement is None else placement.tobytes())  # fmt: skip
-        found = self._links.get(key)
-        if found is not None:
-            return found
-        if _size(layout, dim) == 1:  # one rank per group: no links to find
-            found = self._links[key] = GroupLinks(1, 1, 1, np.inf, np.inf, False, False)
-            return found
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._shapes[key] = self._shape_of(self._groups(layout, dim, placement))
-        found = self._links[key] = self._bandwidth(shape)
+            self._bound_placements()
+        else:
+            self._shapes.move_to_end(key)
+        found = self._links.get(key)
+        if found is None:
+            found = self._links[key] = self._bandwidth(shape)
         return found
+
+    # ------------------------------------------------------------ the placement cache
+
+    @property
+    def placements_cached(self) -> int:
+        """Group placements held (one per parallel dimension of each layout asked about)."""
+        return len(self._shapes)
+
+    def forget_placements(self) -> None:
+        """Drop every cached group placement and its links (they are computed again when asked for).
+
+        A 16K-chip placement holds about 2 MB of arrays; a search that visits thousands of layouts drops
+        them once it has their links."""
+        self._shapes.clear()
+        self._links.clear()
+
+    def _bound_placements(self) -> None:
+        limit = self.placement_limit
+        while limit is not None and len(self._shapes) > max(1, limit):
+            key, _ = self._shapes.popitem(last=False)
+            self._links.pop(key, None)
 
     @staticmethod
     def _groups(layout: ParallelLayout, dim: Dim, placement: np.ndarray | None) -> np.ndarray:
@@ -411,12 +466,13 @@ class FabricIndex:
 
     def _bandwidth(self, g: _GroupShape) -> GroupLinks:
         if g.size == 1:
-            return GroupLinks(1, 1, 1, np.inf, np.inf, False, False)
-        if g.at_version < 0:
-            self._bandwidth_all(g)
-            stale: list[int] = []
-        else:
+            return ALONE
+        stale: list[int] = []
+        if g.at_version >= 0:
             stale = np.flatnonzero(self.leaf_touched > g.at_version).tolist()
+        if g.at_version < 0 or len(stale) > STALE_LEAVES:
+            self._bandwidth_all(g)
+            stale = []
         for b in stale:
             lo, hi = g.starts[b], g.starts[b + 1]
             if lo == hi:

@@ -83,6 +83,7 @@ class FactorySimApp(App[None]):
         Binding("k", "legend", "Legend", id="legend", show=False),
         Binding("b", "brief", "Brief", id="brief", show=False),
         Binding("t", "tour", "Walkthrough", id="tour", show=False),
+        Binding("L", "search_layouts", "Best layouts", id="search", key_display="L", show=False),
         Binding("0", "reset_layout", "Reset layout", id="reset_layout", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit"),
@@ -94,7 +95,7 @@ class FactorySimApp(App[None]):
         Binding("end", "seek_to(1)", "End", key_display="end", show=False, priority=True),
     ]
     REPLAY_ONLY = {"seek", "seek_to"}
-    LIVE_ONLY = {"fault", "storm", "policy", "undo", "redo", "reset_layout"}
+    LIVE_ONLY = {"fault", "storm", "policy", "undo", "redo", "reset_layout", "search_layouts"}
     KEY_HELP = [
         ("space", "pause or resume sim time"),
         ("+ / -", "faster or slower: 1 s per second up to 1 day per second"),
@@ -114,6 +115,7 @@ class FactorySimApp(App[None]):
         ("k", "show or hide the legend of states"),
         ("b", "a challenge's brief"),
         ("t", "the walkthrough: pause, select, fault, fix"),
+        ("L", "best layouts: search every valid layout of the job, apply one (u undoes)"),
         ("?", "this help"),
         ("q", "quit (twice if there are unsaved changes)"),
         ("ctrl+p", "command palette: every action by name, and themes (a colour-blind-safe one too)"),
@@ -709,6 +711,27 @@ class FactorySimApp(App[None]):
 
         self.push_screen(FaultScreen(target, name), chosen)
 
+    def action_search_layouts(self) -> None:
+        if self._watch_only():
+            return
+        from .search_dialog import Chosen, SearchScreen
+
+        def chosen(pick: Chosen | None) -> None:
+            if pick is None:
+                return
+            if not pick.edits:
+                self.notify("that is the scenario's own layout: nothing to change", timeout=3)
+                return
+            result = self.sandbox.edit_keys(pick.edits, pick.what)
+            if result.ok:
+                self.notify(f"{pick.what}; the run restarted (u undoes)", title="layout applied", timeout=5)
+                self.inspector.fill(self._values())
+                self._restarted()
+            else:
+                self.notify(result.message, title="layout refused", severity="error", timeout=8)
+
+        self.push_screen(SearchScreen(self.sandbox.scenario), chosen)
+
     def action_storm(self) -> None:
         if self._watch_only():
             return
@@ -947,6 +970,7 @@ class FactorySimApp(App[None]):
             ("Go to the latest alert", self.action_go_alert, "g"),
             ("Legend on/off", self.action_legend, "k"),
             ("Walkthrough", self.action_tour, "t"),
+            ("Search the best layouts", self.action_search_layouts, "L"),
             ("Colour-blind-safe theme", lambda: setattr(self, "theme", COLOUR_BLIND.name), "theme"),
             ("Keys", self.action_help, "?"),
             ("Zoom out", self.canvas.action_zoom_out, "backspace"),
