@@ -456,14 +456,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from . import estimate, load_scenario
-    from .console import print_estimate
+    from .console import print_estimate, print_power
+    from .perf.power import PowerUnknown, step_power
+    from .topology.edits import index_for
 
     scenario = load_scenario(args.scenario, args.overrides, memory=False)
-    result = estimate(scenario)
+    index = index_for(scenario.cluster, scenario.topology.edits)
+    result = estimate(scenario, index)
+    power, unknown = None, None
+    try:
+        power = step_power(scenario, result, index)
+    except PowerUnknown as exc:
+        unknown = str(exc)
     if args.json:
-        print(json.dumps({"scenario": scenario.name, **result.as_dict()}, indent=2))
+        power_json = power.as_dict(scenario.workload.target_tokens) if power else {"unknown": unknown}
+        print(json.dumps({"scenario": scenario.name, **result.as_dict(), "power": power_json}, indent=2))
     else:
-        print_estimate(_console(), scenario, result)
+        console = _console()
+        print_estimate(console, scenario, result)
+        if not result.blocked:
+            console.print()
+            print_power(console, scenario, power, unknown)
     if args.strict and not result.fits:
         from .perf import memory_problems
 
