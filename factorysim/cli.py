@@ -258,6 +258,7 @@ def _explore_parsers(sub) -> None:
         "  factorysim search FILE --vary cluster.chip                  compare every catalog chip\n"
         "  factorysim search FILE --vary cluster.chip=H100-SXM-80GB,B200 --vary workload.precision\n"
         "  factorysim search FILE --objective time_to_target           with faults, for the target tokens\n"
+        "  factorysim search FILE --vary cluster.chip --objective cost_per_token\n"
         "  factorysim search FILE --write best.toml --report search.html",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -266,8 +267,9 @@ def _explore_parsers(sub) -> None:
         "--objective",
         choices=list(OBJECTIVES),
         default="tokens_per_s",
-        help="rank by tokens/s (default), MFU, or time to workload.target_tokens with the expected "
-        "effective training time of each layout's node groups",
+        help="rank by tokens/s (default), MFU, time to workload.target_tokens with the expected "
+        "effective training time of each layout's node groups, or cost_per_token: electricity and amortised "
+        "hardware per million tokens, fault-free (as estimate shows it)",
     )
     p.add_argument(
         "--vary",

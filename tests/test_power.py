@@ -274,3 +274,43 @@ def test_the_llama3_16k_site_swing_is_of_the_order_meta_describes():
     _, sp = power_of(s)
     for w in (sp.stop_swing_w, sp.phase_swing_w):
         assert swing.low_mw <= w / 1e6 < swing.high_mw
+
+
+# ---------------------------------------------------------------- the layout search ranks by cost per token
+
+
+def test_search_ranks_layouts_by_cost_per_token_as_estimate_prices_them():
+    from factorysim.explore import LocalRunner, Request
+    from factorysim.explore.search import search
+
+    s = scenario("parallelism.zero=1")
+    fixed = ("parallelism.pp=1", "parallelism.cp=1", "workload.recompute=selective", "parallelism.zero=1")
+    result = search(s, Request(objective="cost_per_token", fix=fixed, top=4), LocalRunner(1))
+    costs = [r.objective for r in result.best]
+    assert costs == sorted(costs) and len(costs) == 4
+    for record in result.best:
+        chosen = scenario(*(f"{k}={v}" for k, v in result.settings(record).items() if k.startswith(("par", "work"))))
+        _, sp = power_of(chosen)
+        assert record.objective == pytest.approx(sp.usd_per_million_tokens, rel=1e-9)
+
+
+def test_cost_per_token_prefers_the_cheaper_token_to_the_faster_chip():
+    from factorysim.explore import LocalRunner, Request
+    from factorysim.explore.search import search
+
+    vary = ("cluster.chip=H100-SXM-80GB,H200-SXM",)
+    fixed = ("parallelism.pp=1", "parallelism.cp=1", "parallelism.tp=2", "workload.recompute=selective")
+    fast = search(scenario(), Request(vary=vary, fix=fixed, top=1), LocalRunner(1))
+    cheap = search(scenario(), Request(vary=vary, fix=fixed, objective="cost_per_token", top=1), LocalRunner(1))
+    # H200's larger, faster memory buys a few percent of speed at 20 % more per chip
+    assert fast.settings(fast.best[0])["cluster.chip"] == "H200-SXM"
+    assert cheap.settings(cheap.best[0])["cluster.chip"] == "H100-SXM-80GB"
+
+
+def test_cost_per_token_needs_a_chip_with_a_tdp():
+    from factorysim.explore import Request
+    from factorysim.explore.search import search
+
+    chip = "{bf16_tflops = 500, memory_gb = 96, hbm_tb_s = 3}"
+    with pytest.raises(ScenarioError, match=r"cost_per_token: custom chip has no tdp_w"):
+        search(scenario(f"cluster.chip={chip}", "cluster.scale_up=NVLink4"), Request(objective="cost_per_token"))

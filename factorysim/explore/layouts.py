@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..perf import estimate_step, memory_per_chip, step_links
+from ..perf.power import CostMeter
 from ..scenario.checks import resolve_layout
 from ..scenario.models import Scenario
 from . import cache
@@ -160,6 +161,7 @@ def evaluate(job: BatchJob) -> BatchResult:
     cap_gb = base.cluster.chip_spec.memory_gb
     target = base.workload.target_tokens
     inner = domain.knobs("layout")
+    meter = CostMeter(base, index) if obj.needs_cost else None
     result = BatchResult(job.variant)
     key = sort_key(job.objective)
     kept: list[Record] = []
@@ -184,7 +186,8 @@ def evaluate(job: BatchJob) -> BatchResult:
                 continue
             if obj.needs_goodput and goodput is None:
                 goodput = expected_goodput(s, layout, index.plan).goodput
-            m = Measures(step.tokens_per_s, step.mfu, step.step_time_s, mem, step.chips, goodput, target)
+            cost = meter.usd_per_million_tokens(s, step) if meter is not None else None
+            m = Measures(step.tokens_per_s, step.mfu, step.step_time_s, mem, step.chips, goodput, target, cost)
             value = obj.value(m)
             if not math.isfinite(value):
                 continue

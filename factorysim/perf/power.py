@@ -455,6 +455,30 @@ def step_power(s: Scenario, e: StepEstimate, index: FabricIndex, share: float | 
     )
 
 
+class CostMeter:
+    """Cost per token of many layouts of one cluster (a layout search): the power model, the fabric and the
+    hardware are counted once; each layout adds its step's duty cycle."""
+
+    def __init__(self, s: Scenario, index: FabricIndex) -> None:
+        self.model = power_model(s)
+        inv = fabric_inventory(index)
+        c = s.cluster
+        self.job_servers, self.spare_servers = c.job_nodes, c.spare_nodes
+        self.fabric_w = fabric_w(self.model, inv)
+        total, _ = capex(self.model, c.nodes, inv)
+        self.capex_usd_per_hour = (total or 0.0) / (self.model.amortization_years * HOURS_PER_YEAR)
+
+    def usd_per_million_tokens(self, s: Scenario, e: StepEstimate) -> float:
+        """Electricity and amortised hardware per million tokens, fault-free (as `StepPower`)."""
+        if e.tokens_per_s <= 0:
+            return math.inf
+        pm = self.model
+        chip_w = chip_step_energy(pm.chip, step_phases(e, gemm_share(s))) / e.step_time_s
+        it = self.job_servers * pm.server_w(chip_w) + self.spare_servers * pm.idle_server_w + self.fabric_w
+        per_hour = it * pm.pue / 1000 * pm.usd_per_kwh + self.capex_usd_per_hour
+        return per_hour / (e.tokens_per_s * 3600) * 1e6
+
+
 # ------------------------------------------------------------------ checks
 
 
