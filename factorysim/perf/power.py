@@ -295,9 +295,8 @@ class StepPower:
 
     @property
     def peak_site_w(self) -> float:
-        """Every chip of the cluster at its GEMM draw at once, every host busy, the fabric: the facility's worst
-        case (spares included: they may join the job)."""
-        return peak_site_w(self.model, self.job_servers + self.spare_servers, self.inventory)
+        """The facility's worst case (`peak_site_w`)."""
+        return peak_site_w(self.model, self.job_servers, self.spare_servers, self.inventory)
 
     @property
     def idle_site_w(self) -> float:
@@ -482,10 +481,11 @@ class CostMeter:
 # ------------------------------------------------------------------ checks
 
 
-def peak_site_w(pm: PowerModel, servers: int, inv: FabricInventory) -> float:
-    """Every chip of `servers` at its GEMM draw at once, every host busy, the fabric, times PUE: the most the
-    cluster can draw from the facility."""
-    return (servers * pm.server_w(pm.chip.gemm_w) + fabric_w(pm, inv)) * pm.pue
+def peak_site_w(pm: PowerModel, job_servers: int, spare_servers: int, inv: FabricInventory) -> float:
+    """The most the cluster can draw from the facility: every chip of the job at its GEMM draw at once with its
+    host busy, the spares idle (a spare trains only in place of a failed server, which draws nothing), the fabric,
+    times PUE."""
+    return (job_servers * pm.server_w(pm.chip.gemm_w) + spare_servers * pm.idle_server_w + fabric_w(pm, inv)) * pm.pue
 
 
 def power_problems(s: Scenario, index: FabricIndex | None = None, facility: bool = True) -> list[Problem]:
@@ -518,14 +518,14 @@ def power_problems(s: Scenario, index: FabricIndex | None = None, facility: bool
             from ..topology.edits import index_for
 
             index = index_for(s.cluster, s.topology.edits)
-        peak_mw = peak_site_w(pm, s.cluster.nodes, fabric_inventory(index)) / 1e6
+        peak_mw = peak_site_w(pm, s.cluster.job_nodes, s.cluster.spare_nodes, fabric_inventory(index)) / 1e6
         if peak_mw > limit:
-            chips = s.cluster.total_chips
+            chips = s.cluster.job_chips
             problems.append(
                 Problem(
                     "facility.power_mw",
-                    f"the cluster's peak is {peak_mw:.2f} MW at the meter ({chips:,} chips at {pm.chip.gemm_w:g} W "
-                    f"with their hosts and the fabric, PUE {pm.pue:g}), above the facility's {limit:g} MW: use "
+                    f"the cluster's peak is {peak_mw:.2f} MW at the meter ({chips:,} chips of the job at "
+                    f"{pm.chip.gemm_w:g} W with their hosts, idle spares and the fabric, PUE {pm.pue:g}), above the facility's {limit:g} MW: use "
                     f"fewer servers (cluster.nodes), cap the chips (cluster.power_cap_w) or raise facility.power_mw",
                 )
             )
