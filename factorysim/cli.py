@@ -131,12 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "estimate",
-        help="step time, MFU and the factors of one training step",
+        help="step time, MFU, the factors, power and cost of one training step",
         description="Estimate one training step: step time and where it goes, tokens/s, MFU (model "
         "FLOPs) and HFU (with recompute) against dense BF16 peak, memory per chip on the worst pipeline "
-        "stage, and the factors as a waterfall from peak to delivered. A job that does not fit in memory "
-        "is still estimated (as if memory were unlimited) and reported as not fitting, with what would "
-        "make it fit; `run` and the sandbox refuse to start it.",
+        "stage, and the factors as a waterfall from peak to delivered; then power and cost at the step's "
+        "duty cycle: watts per chip and for the cluster, the peak against [facility] power_mw, energy per "
+        "step, tokens per kWh, joules per model FLOP, cost per hour and per million tokens, emissions, and "
+        "what workload.target_tokens costs. A job that does not fit in memory or a cluster whose peak is "
+        "above the facility's limit is still estimated and reported as such, with what would fix it; `run` "
+        "and the sandbox refuse to start it.",
     )
     _scenario_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -782,7 +785,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     print_rows(
         console,
         "Chips",
-        ["name", "BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "TB/s", "scale-up"],
+        ["name", "BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "TB/s", "scale-up", "TDP W", "price $"],
         [
             (
                 n,
@@ -791,11 +794,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                 f"{c.memory_gb:g}",
                 f"{c.hbm_tb_s:g}",
                 c.scale_up or "-",
+                (f"{c.tdp_w:g}" + ("*" if c.power_source.startswith("none") else "")) if c.tdp_w else "-",
+                f"{c.price_usd:,.0f}" if c.price_usd else "-",
             )
             for n, c in cat.chips.items()
         ],
     )
-    console.print("  * derived, see `factorysim catalog --json` for sources and assumptions\n")
+    console.print(
+        "  * derived or assumed, see `factorysim catalog --json` for sources and assumptions "
+        "(power and prices: scenario/data/power.toml)\n"
+    )
     print_rows(
         console,
         "Scale-up links",
@@ -806,8 +814,19 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     print_rows(
         console,
         "Fabrics",
-        ["name", "Gb/s per port", "switch radix"],
-        [(n, f"{x.port_gbps:g}", x.switch_radix) for n, x in cat.fabrics.items()],
+        ["name", "Gb/s per port", "switch radix", "switch W", "optics W/port", "NIC W", "switch $"],
+        [
+            (
+                n,
+                f"{x.port_gbps:g}",
+                x.switch_radix,
+                f"{x.switch_w:g}" if x.switch_w is not None else "-",
+                f"{x.port_w:g}" if x.port_w is not None else "-",
+                f"{x.nic_w:g}" if x.nic_w is not None else "-",
+                f"{x.switch_usd:,.0f}" if x.switch_usd is not None else "-",
+            )
+            for n, x in cat.fabrics.items()
+        ],
     )
     console.print()
     print_rows(
