@@ -33,6 +33,14 @@ def main(quick: bool) -> None:
     from factorysim.engine import run_seeds
 
     print(f"machine: {machine()}")
+    # first, while this process is small: Linux carries the peak RSS of a process over into the program it
+    # starts, so a child started after the big runs below would report this process's peak
+    peak = child_peak_mb(
+        "from factorysim import Simulation, load_scenario\n"
+        f"sim = Simulation(load_scenario({str(BIG)!r}))\n"
+        "sim.run_until(30 * 86400)\n"
+        "out = {}\n"
+    )
     big = load_scenario(BIG)
 
     times = []
@@ -45,12 +53,6 @@ def main(quick: bool) -> None:
     print(
         f"100K chips, 30 days: median {statistics.median(times):.2f} s of engine time over 3 runs "
         f"({s.events:,} events, {s.faults:,} faults, {s.interruptions['total']:,} interruptions) (target <= 1 s)"
-    )
-    peak = child_peak_mb(
-        "from factorysim import Simulation, load_scenario\n"
-        f"sim = Simulation(load_scenario({str(BIG)!r}))\n"
-        "sim.run_until(30 * 86400)\n"
-        "out = {}\n"
     )
     print(f"100K chips, 30 days: peak RSS of the whole process {peak['peak_rss_mb']:.0f} MB (target <= 500 MB)")
 

@@ -286,9 +286,15 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
     console.print(
         f"  faults {summary['faults']:g} · spares used {summary['spares_used']:g} · checkpoints {summary['checkpoints']:g}"
     )
+    if "spare_pool_empty_s" in summary:
+        console.print(
+            f"  spare pool empty {pm('spare_pool_empty_s', '.1f', 1 / 3600)} h · "
+            f"a slot waiting for a repaired server {pm('waiting_for_spares_s', '.1f', 1 / 3600)} h"
+        )
     console.print()
     lost = summary["lost_chip_hours_by"]
-    labels = {"downtime": "job down (detect, restart, waiting)", "checkpoints": "checkpoint pauses",
+    labels = {"downtime": "job down (detect, restart)", "waiting_for_spares": "job down waiting for spares",
+              "checkpoints": "checkpoint pauses",
               "slowdown_and_width": "slow chips/links, fewer replicas", "rolled_back": "work lost to rollbacks"}  # fmt: skip
     print_rows(
         console,

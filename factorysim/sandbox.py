@@ -74,7 +74,7 @@ class Sandbox:
     def _set(self, scenario: Scenario, graph: nx.Graph | None = None) -> None:
         """Take a validated scenario. `graph`: its cluster graph with the edits applied, if already built."""
         if graph is None and self._same_fabric(scenario):
-            self.scenario = scenario  # the same cluster: keep the graph and the index (reset clears health)
+            self.scenario = scenario  # the same cluster: keep the graph and the index (runs never write to it)
             self.reset()
             return
         self.scenario = scenario
@@ -110,7 +110,6 @@ class Sandbox:
         if self.replayer is not None:
             self.sim = self.replayer.seek(0.0) if self.replayer.sim.now > 0 else self.replayer.sim
         else:
-            self.index.clear_health()  # the last run's faults wrote their health into the index
             self.sim = Simulation(self.scenario, seed=self.seed, index=self.index, record=True)
         if self._relay not in self.sim.listeners:
             self.sim.listeners.append(self._relay)

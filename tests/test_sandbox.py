@@ -163,6 +163,7 @@ def test_a_failed_leaf_comes_back_after_its_repair_time():
     sb = Sandbox(scenario())
     sb.inject(Fault("leaf2", "fail"))
     repair = catalog().fault_classes["leaf_switch"].repair
+    repair += sb.scenario.reliability.detect_time  # its servers are in the job: they go to repair when detected
     sb.sim.run_until(repair - 1)
     assert sb.switch_state("leaf", 2) == "failed"
     sb.sim.run_until(repair + 1)

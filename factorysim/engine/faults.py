@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,7 @@ class FaultProcess:
         self.intensity = np.array([c.rate for c in self.classes]) * self.population / 3600.0  # per second
         self.total = float(self.intensity.sum())
         self.seed = seed
+        self._weeks = 0  # chunks handed out by `due`
 
     def chunk(self, k: int) -> list[tuple[float, int, int]]:
         """Arrivals in [k·CHUNK, (k+1)·CHUNK): (time, class index, unit index), sorted by time."""
@@ -87,6 +89,13 @@ class FaultProcess:
         which = rng.choice(len(self.classes), size=n, p=self.intensity / self.total)
         units = np.floor(rng.uniform(0, 1, size=n) * np.maximum(self.population[which], 1)).astype(np.int64)
         return list(zip(times.tolist(), which.tolist(), units.tolist(), strict=True))
+
+    def due(self, t: float) -> Iterator[tuple[float, FaultClass, int]]:
+        """Arrivals (time, class, unit index) of the chunks that start by time t, each chunk handed out once."""
+        while self._weeks * CHUNK <= t:
+            for when, which, unit in self.chunk(self._weeks):
+                yield when, self.classes[which], unit
+            self._weeks += 1
 
 
 # ------------------------------------------------------------------ targets
@@ -174,8 +183,8 @@ class Fault:
             raise ScenarioError([Problem(f"{path}.duration", f"must be positive, got {self.duration}")])
         return target
 
-    def as_dict(self) -> dict:
-        out = {"target": self.target, "kind": self.kind, "cause": self.cause}
+    def as_dict(self) -> dict[str, str | float]:
+        out: dict[str, str | float] = {"target": self.target, "kind": self.kind, "cause": self.cause}
         if self.factor is not None:
             out["factor"] = self.factor
         if self.duration is not None:

@@ -74,6 +74,8 @@ class RunSummary:
     fingerprint: str | None = None
     events: int = 0
     notes: list[str] = field(default_factory=list)
+    spare_pool_empty_s: float = 0.0  # time with no spare server in the pool
+    waiting_for_spares_s: float = 0.0  # time with a job slot that no spare could fill (waiting for a repair)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -83,7 +85,7 @@ class RunSummary:
 
 
 NUMERIC = ("ettr", "stability", "tokens", "mean_tokens_per_s", "lost_chip_hours", "isolations", "faults",
-           "spares_used", "checkpoints")  # fmt: skip
+           "spares_used", "checkpoints", "spare_pool_empty_s", "waiting_for_spares_s")  # fmt: skip
 
 
 def aggregate(summaries: list[RunSummary]) -> dict[str, Any]:

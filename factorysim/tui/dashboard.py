@@ -341,6 +341,7 @@ class Dashboard(Vertical, can_focus=True):
         narrow = self.compact
         count = (lambda x: si(x, "", 3)) if narrow else (lambda x: f"{x:,.0f}")
         c = frame.chips
+        spares = Text(f"{c['spare']:,}") if c["spare"] else Text("empty", "bold")  # the pool ran dry
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True, min_width=8)
         table.add_column(justify="right", no_wrap=True, min_width=7 if narrow else 12)
@@ -367,15 +368,15 @@ class Dashboard(Vertical, can_focus=True):
             if narrow and when.endswith((" d", " h")) and len(when) > 5:  # 20.7 d → 21 d: fits beside the spares
                 when = f"{float(when[:-2]):.0f}{when[-2:]}"
             if narrow:  # the ETA beside the spares, the tokens on a line of their own
-                rows.append(("spares", f"{c['spare']:,}", "ETA", when))
+                rows.append(("spares", spares, "ETA", when))
                 line = f"{si(frame.progress, '', 3)} of {si(target, '', 3)} ({done:.1%})"
             else:
-                rows.append(("spares", f"{c['spare']:,}", "", ""))
+                rows.append(("spares", spares, "", ""))
                 line = f"{frame.progress:.3g} of {target:.3g} ({done:.1%}) · " + (
                     "target reached" if done >= 1 else f"ETA {when}"
                 )
         else:
-            rows.append(("spares", f"{c['spare']:,}", "durable", si(frame.tokens, "", 3)))
+            rows.append(("spares", spares, "durable", si(frame.tokens, "", 3)))
             line = f"{frame.progress:.3g}"
         for row in rows:
             table.add_row(*row)
