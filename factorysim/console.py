@@ -302,6 +302,9 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
         ["where", "chip-hours"],
         [(labels.get(k, k), f"{v:,.0f}") for k, v in lost.items()],
     )
+    if summary.get("power"):
+        console.print()
+        print_run_power(console, s, summary["power"], runs, spread.get("power", {}))
     console.print()
     from dataclasses import replace
 
@@ -310,6 +313,65 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
     console.print(waterfall_table(shown))
     if summary.get("fingerprint"):
         console.print(Text(f"\nfingerprint {summary['fingerprint']}", style="dim"))
+
+
+def print_run_power(console: Console, s: Scenario, p: dict, runs: int = 1, spread: dict | None = None) -> None:
+    """A run's energy, power, swing, energy lost to faults and cost (p: RunSummary.power, or its mean)."""
+    spread = spread or {}
+
+    def sd(key: str, fmt: str, unit: str, scale: float = 1.0) -> str:
+        text = format(p[key] * scale, fmt)
+        if runs > 1 and key in spread:
+            text += " ± " + format(spread[key] * scale, fmt)
+        return text + unit
+
+    console.print(Text("Power and cost", style="italic"), Text("(the cluster's draw by state over the run)", style="dim"))
+    console.print(
+        f"  energy {sd('energy_mwh', ',.4g', ' MWh')} at the meter · mean {watts(p['mean_w'])}, "
+        f"peak {watts(p['peak_w'])} (fault-free {watts(p['fault_free_w'])}) · "
+        f"{sd('tokens_per_kwh', ',.0f', '')} tokens per kWh"
+    )
+    console.print(
+        f"  largest swing within a minute {sd('swing_w', '.3g', ' MW', 1e-6)} "
+        "(a checkpoint pause, a hang, a stop or a restart of the whole job)"
+    )
+    limit = p.get("facility_mw")
+    if limit is not None:
+        over = p["peak_w"] / 1e6 > limit
+        console.print(
+            Text(
+                f"  facility limit {limit:g} MW: peak {p['peak_w'] / 1e6:.2f} MW" + (" — OVER" if over else ""),
+                style="bold red" if over else "",
+            )
+        )
+    hardware = (
+        f"{usd(p['hardware_usd'])} hardware amortised" if p.get("hardware_usd") is not None else "hardware not priced"
+    )
+    per_m = p.get("usd_per_million_tokens")
+    console.print(
+        f"  cost {usd(p['usd'])} ({usd(p['electricity_usd'])} electricity at ${p['usd_per_kwh']:g}/kWh, {hardware}) · "
+        f"{usd(p['usd_per_hour'])} per hour · " + (f"{usd(per_m)} per million tokens" if per_m else "no tokens")
+    )
+    console.print(f"  emissions {amount(p['co2_t'])} t CO2 at {p['carbon_g_per_kwh']:g} g/kWh")
+    to = p.get("to_target")
+    if to and s.workload.target_tokens:
+        console.print(
+            f"  {s.workload.target_tokens:.3g} target tokens at this run's rate: {amount(to['energy_mwh'])} MWh, "
+            f"{usd(to['usd'])} ({usd(to['electricity_usd'])} of it electricity), {amount(to['co2_t'])} t CO2"
+        )
+    labels = {"downtime": "job down (detect, restart)", "waiting_for_spares": "job down waiting for spares",
+              "checkpoints": "checkpoint pauses", "slowdown_and_width": "slow chips/links, fewer replicas",
+              "rolled_back": "work lost to rollbacks", "servers_off": "servers off in repair (not drawn)"}  # fmt: skip
+    lost = p["lost_energy_mwh_by"]
+    total = p["lost_energy_mwh"]
+    print_rows(
+        console,
+        f"Energy lost to faults: {amount(total)} MWh ({total / p['energy_mwh']:.2%} of the energy)"
+        if p["energy_mwh"] > 0
+        else "Energy lost to faults",
+        ["where", "MWh"],
+        [(labels.get(k, k), f"{v:,.1f}") for k, v in lost.items()],
+    )
 
 
 def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
