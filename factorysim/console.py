@@ -287,9 +287,10 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
         f"  faults {summary['faults']:g} · spares used {summary['spares_used']:g} · checkpoints {summary['checkpoints']:g}"
     )
     if "spare_pool_empty_s" in summary:
+        pool = (f"spare pool empty {pm('spare_pool_empty_s', '.1f', 1 / 3600)} h" if s.cluster.spare_nodes
+                else "no spare servers (cluster.spare_nodes = 0)")  # fmt: skip
         console.print(
-            f"  spare pool empty {pm('spare_pool_empty_s', '.1f', 1 / 3600)} h · "
-            f"a slot waiting for a repaired server {pm('waiting_for_spares_s', '.1f', 1 / 3600)} h"
+            f"  {pool} · a slot waiting for a repaired server {pm('waiting_for_spares_s', '.1f', 1 / 3600)} h"
         )
     console.print()
     lost = summary["lost_chip_hours_by"]
@@ -376,7 +377,11 @@ def print_run_power(console: Console, s: Scenario, p: dict, runs: int = 1, sprea
 
 def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
     """A plain table. Titles, headers and cells are text, never markup: names like [reliability.rates] show as typed."""
-    t = Table(title=Text(title, style="italic"), title_justify="left", box=None, pad_edge=False)
+    console.print(Text(title, style="italic"))  # its own line: a table title would wrap at the table's width
+    rows = list(rows)
+    if not rows:
+        return
+    t = Table(box=None, pad_edge=False)
     for i, h in enumerate(header):
         t.add_column(Text(h, style="bold"), justify="left" if i == 0 else "right")
     for row in rows:

@@ -6,9 +6,11 @@ traceback), and a log with any byte changed is never replayed as identical. Boun
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,8 @@ from factorysim.scenario import ScenarioError, scenario_data
 
 from .conftest import scenario
 
-WORK = Path(tempfile.mkdtemp(prefix="factorysim-fuzz-"))
+WORK = Path(tempfile.mkdtemp(prefix="factorysim-fuzz-"))  # one folder for every example, removed at exit
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 SCALE = float(os.environ.get("FACTORYSIM_FUZZ_SCALE", "1"))
 """More examples on demand (FACTORYSIM_FUZZ_SCALE=20 pytest tests/test_fuzz.py); CI runs the default."""
 STARTER_DATA = scenario_data(scenario())
