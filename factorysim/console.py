@@ -326,7 +326,9 @@ def print_run_power(console: Console, s: Scenario, p: dict, runs: int = 1, sprea
             text += " ± " + format(spread[key] * scale, fmt)
         return text + unit
 
-    console.print(Text("Power and cost", style="italic"), Text("(the cluster's draw by state over the run)", style="dim"))
+    console.print(
+        Text("Power and cost", style="italic"), Text("(the cluster's draw by state over the run)", style="dim")
+    )
     console.print(
         f"  energy {sd('energy_mwh', ',.4g', ' MWh')} at the meter · mean {watts(p['mean_w'])}, "
         f"peak {watts(p['peak_w'])} (fault-free {watts(p['fault_free_w'])}) · "

@@ -88,9 +88,9 @@ class PowerMeter:
         self.waiting = False  # down and waiting for spares
         self.peak_w = 0.0
         self.swing_w = 0.0
-        self.swing_at = 0.0
         self._recent: deque[tuple[float, float]] = deque()  # (since, site W) of levels in the last minute
         self._sampled = (0.0, 0.0)  # (t, energy) at the last time-series row
+        self._anchor: tuple[float, float, dict[str, float], float] = (0.0, 0.0, dict(self.by), 0.0)
 
     # ------------------------------------------------------------ levels
 
@@ -115,6 +115,7 @@ class PowerMeter:
         idle_servers = n[SPARE] + n[IDLE] + n[JOINING]
         idle_w = pm.idle_server_w
         rest = idle_servers * idle_w + self.fabric_w
+        self._anchor = (now, self.energy_j, dict(self.by), self.off_j)
         self.training = job.training
         self.waiting = not self.training and not pool.spares and job.waiting_for_spares
         self.pause_w = ((active * idle_w) + rest) * pm.pue
@@ -145,39 +146,48 @@ class PowerMeter:
         while len(recent) > 1 and recent[1][0] <= t - SWING_WINDOW_S:
             recent.popleft()
         for _, w in recent:
-            if abs(level - w) > self.swing_w:
-                self.swing_w, self.swing_at = abs(level - w), t
+            self.swing_w = max(self.swing_w, abs(level - w))
         recent.append((t, level))
 
     # ------------------------------------------------------------ between events
 
     def advance(self, work: Progress, a: float, t: float) -> None:
-        """Integrate from a to t at the levels in force (the checkpoint cycle in closed form)."""
-        dt = t - a
-        if dt <= 0:
+        """Bring the accounts from a to t at the levels in force. Like the job's progress, they come in closed form
+        from the last event (the anchor), so they do not depend on how the time since is split."""
+        if t <= a:
             return
+        a0, e0, by0, off0 = self._anchor
+        dt = t - a0
         if self.training:
             seg = work.seg_start
-            trained = work.trained(t - seg) - work.trained(a - seg)
+            trained = work.trained(t - seg) - work.trained(a0 - seg)
             paused = dt - trained
             e_train, e_pause = self.train_w * trained, self.pause_w * paused
-            self.by["training"] += e_train
-            self.by["checkpoints"] += e_pause
-            self.energy_j += e_train + e_pause
-            self.off_j += self.off_w * dt
-            if trained > 0:
+            self.by["training"] = by0["training"] + e_train
+            self.by["checkpoints"] = by0["checkpoints"] + e_pause
+            self.energy_j = e0 + e_train + e_pause
+            self.off_j = off0 + self.off_w * dt
+            if work.trained(t - seg) > work.trained(a - seg):
                 self.peak_w = max(self.peak_w, self.train_w)
-            if paused > 0:
+            if (t - a) > work.trained(t - seg) - work.trained(a - seg):
                 self.peak_w = max(self.peak_w, self.pause_w)
-                if trained > 0:  # a pause began or ended in (a, t): training and idle within a step of each other
-                    self._enter(t, self.pause_w if self._in_pause(work, t) else self.train_w)
-                    if abs(self.train_w - self.pause_w) > self.swing_w:
-                        self.swing_w, self.swing_at = abs(self.train_w - self.pause_w), t
+            if work.delta > 0 and trained > 0 and paused > 0:
+                self._boundaries(work, a, t)
         else:
-            e = self.level_w * dt
-            self.by["waiting_for_spares" if self.waiting else "down"] += e
-            self.energy_j += e
+            key = "waiting_for_spares" if self.waiting else "down"
+            self.by[key] = by0[key] + self.level_w * dt
+            self.energy_j = e0 + self.level_w * dt
             self.peak_w = max(self.peak_w, self.level_w)
+
+    def _boundaries(self, work: Progress, a: float, t: float) -> None:
+        """The checkpoint cycle's last two level changes in (a, t]: the pause against training within a minute."""
+        seg, tau, cyc = work.seg_start, work.tau, work.tau + work.delta
+        k = (t - seg) // cyc
+        start = seg + k * cyc
+        # (time, level after it): the previous save starts, training resumes, this cycle's save starts
+        changes = [(start - work.delta, self.pause_w), (start, self.train_w), (start + tau, self.pause_w)]
+        for when, level in [c for c in changes if a < c[0] <= t][-2:]:
+            self._enter(when, level)
 
     def sample_w(self, t: float) -> float:
         """Mean site power since the previous time-series row (the level in force for a row at the same time)."""
@@ -219,7 +229,6 @@ class PowerMeter:
             "peak_w": self.peak_w,
             "fault_free_w": self.fault_free_w,
             "swing_w": self.swing_w,
-            "swing_at_s": self.swing_at,
             "tokens_per_kwh": tokens / (mwh * 1000) if mwh > 0 else 0.0,
             "lost_energy_mwh": sum(lost_by.values()) / J_PER_KWH / 1000,
             "lost_energy_mwh_by": {k: v / J_PER_KWH / 1000 for k, v in lost_by.items()},

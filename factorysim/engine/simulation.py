@@ -42,8 +42,8 @@ from .job import Job
 from .log import EventLog, scenario_hash
 from .metrics import RunSummary, TimeSeries
 from .policies import POLICIES
-from .power import PowerMeter
 from .pool import STATUS
+from .power import PowerMeter
 from .progress import Progress
 from .recorder import Recorder
 from .scheduler import LATE, Scheduler
@@ -429,8 +429,9 @@ class Simulation:
             factors=factors,
             fingerprint=self.log.fingerprint if self.log is not None else None,
             events=self.events,
-            power=None if self.power is None else self.power.summary(self.now, w.tokens, w.lost_tokens,
-                                                                     w.tokens / self.now if self.now > 0 else 0.0),
+            power=None
+            if self.power is None
+            else self.power.summary(self.now, w.tokens, w.lost_tokens, w.tokens / self.now if self.now > 0 else 0.0),
         )
 
     def write_log(self, path: str) -> None:
