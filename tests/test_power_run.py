@@ -171,3 +171,25 @@ def test_a_capped_run_draws_less_and_stays_inside_its_hall():
     assert runs[600].power["peak_w"] < runs[None].power["peak_w"]
     assert runs[600].power["peak_w"] / 1e6 <= 23
     assert runs[600].tokens < runs[None].tokens
+
+
+# ---------------------------------------------------------------- reports and compare
+
+
+def test_compare_and_the_reports_show_energy_cost_and_power_over_time():
+    from factorysim.report import RunResult, compare_report, compare_rows, run_report
+
+    runs = []
+    for name in ("llama3-70b-1k-h100", "llama3-70b-1k-h100-fp8"):
+        sim = Simulation(load_scenario_file(SCENARIOS / f"{name}.toml", ["facility.power_mw=2"]), seed=3)
+        sim.run_until(DAY)
+        runs.append(RunResult.of(sim))
+    a, b = runs
+    rows = {r[0]: r for r in compare_rows(a, b)}
+    pa, pb = a.summary["power"], b.summary["power"]
+    assert rows["tokens per kWh"][1:3] == (f"{pa['tokens_per_kwh']:,.0f}", f"{pb['tokens_per_kwh']:,.0f}")
+    assert rows["tokens per kWh"][3] == f"{pb['tokens_per_kwh'] / pa['tokens_per_kwh'] - 1:+.1%}"
+    assert {"energy (MWh)", "peak power", "largest swing within a minute", "cost per million tokens"} <= set(rows)
+    page = run_report(a)
+    assert "<h2>Power and cost</h2>" in page and "Site power" in page and "facility limit" in page
+    assert "Energy lost to faults" in compare_report(a, b)
