@@ -137,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         "stage, and the factors as a waterfall from peak to delivered; then power and cost at the step's "
         "duty cycle: watts per chip and for the cluster, the peak against [facility] power_mw, energy per "
         "step, tokens per kWh, joules per model FLOP, cost per hour and per million tokens, emissions, and "
-        "what workload.target_tokens costs. A job that does not fit in memory or a cluster whose peak is "
-        "above the facility's limit is still estimated and reported as such, with what would fix it; `run` "
-        "and the sandbox refuse to start it.",
+        "what workload.target_tokens costs. A job that does not fit in memory (estimated as if memory were "
+        "unlimited) or a cluster whose peak is above the facility's limit is still estimated and reported "
+        "as such, with what would fix it; `run` and the sandbox refuse to start it. A scenario that gives no "
+        "parallel layout (none of parallelism.tp, pp, cp, dp) gets the smallest tp (up to a server's chips) "
+        "with which its model fits without a pipeline, else a server-wide tp and the fewest pp stages that "
+        "fit, else (when workload.recompute is not given) the same with full recompute; dp fills the cluster.",
     )
     _scenario_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -159,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the step model with published training runs",
         description="Two tables kept apart: the runs the model's fitted constants were fitted to (calibration), "
         "and runs never used for fitting (validation), each with source, published figure, model figure and "
-        "error, and the mean and largest error per table; then runs shown for reference only. Exit 1 when a "
+        "error, and the mean and largest error per table. Exit 1 when a "
         "table misses its target.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

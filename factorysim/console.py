@@ -395,7 +395,6 @@ _UNITS = {"tokens_per_s_per_gpu": "tok/s/GPU", "tflops_per_gpu": "TFLOP/s/GPU", 
 _TABLE_TITLES = {
     "calibration": "Calibration: runs the fitted constants were fitted to",
     "validation": "Validation: runs never used for fitting",
-    "reference": "Reference only (outside the model's scope or layout unpublished; counted in neither)",
 }
 
 
@@ -406,7 +405,6 @@ def print_calibration(console: Console, results, summaries) -> None:
     targets = {
         "calibration": f"target: each within ±{CALIBRATION_TOLERANCE:.0%}",
         "validation": f"targets: mean ≤ {VALIDATION_MEAN:.0%}, largest ≤ {VALIDATION_MAX:.0%}, nothing refused",
-        "reference": "no target",
     }
     for table, summary in summaries.items():
         rows = [r for r in results if r.case.table == table]
@@ -426,7 +424,7 @@ def print_calibration(console: Console, results, summaries) -> None:
             error = f"{r.error * 100:+.1f} %" + ("" if r.fits else " OOM")
             t.add_row(r.case.name, f"{r.case.measured:g}", f"{r.modelled:.4g}", error, _UNITS[r.case.unit] + flops)
         console.print(t)
-        verdict = "" if table == "reference" else (" — met" if summary.ok else " — NOT met")
+        verdict = " — met" if summary.ok else " — NOT met"
         refused = f", {summary.refused} do not fit in memory" if summary.refused else ""
         console.print(
             f"  {summary.rows} runs: mean |error| {summary.mean_abs_error:.1%}, largest {summary.max_abs_error:.1%}"

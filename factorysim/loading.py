@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 
 from .engine.faults import Fault
-from .perf.job import feasibility_problems
+from .perf.job import default_layout, feasibility_problems
 from .perf.power import power_problems
 from .scenario.errors import Problem, ScenarioError
 from .scenario.files import load_scenario_file
@@ -21,10 +21,15 @@ def load_scenario(
 ) -> Scenario:
     """Load, validate and check a scenario file (None = the embedded default), with key.path=value overrides.
 
+    A scenario that gives no parallel layout (none of parallelism.tp, pp, cp, dp) gets the one
+    perf.job.default_layout chooses by rule, written into the returned scenario.
+
     Raises ScenarioError listing every problem: syntax, schema, parallel layout, memory per chip (unless
     `memory` is False: an estimate still times a job that does not fit, and says so).
     """
-    return load_scenario_file(path, overrides, more_checks=lambda s: check_scenario(s, memory=memory))
+    # the checks see the layout the rule chooses (it only chooses layouts that pass the layout checks)
+    scenario = load_scenario_file(path, overrides, lambda s: check_scenario(default_layout(s), memory=memory))
+    return default_layout(scenario)
 
 
 def check_scenario(scenario: Scenario, edits_checked: bool = False, *, memory: bool = True) -> list[Problem]:

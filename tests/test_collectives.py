@@ -7,7 +7,7 @@ import math
 import pytest
 
 from factorysim.perf import collectives as coll
-from factorysim.perf.collectives import IN_NETWORK_STEPS, LinkRates
+from factorysim.perf.collectives import IN_NETWORK_HALF_STEPS, IN_NETWORK_STEPS, LinkRates
 from factorysim.topology import GroupLinks
 
 UP, OUT = 400e9, 50e9  # bytes/s per direction: scale-up link, NIC
@@ -52,10 +52,34 @@ def test_all_reduce_across_servers_with_one_rank_each():
 
 
 @pytest.mark.parametrize("op", [coll.reduce_scatter, coll.all_gather])
-def test_reduce_scatter_and_all_gather_are_half_an_all_reduce(op):
+def test_reduce_scatter_and_all_gather_inside_a_server_or_with_one_rank_per_server_are_half_a_ring(op):
+    inside, across = op(S, rates(group(1, 8)))
+    assert inside == pytest.approx(7 / 8 * S / (0.8 * UP) + 7 * A_UP, rel=1e-12) and across == 0.0
+    inside, across = op(S, rates(group(16, 1)))
+    assert inside == 0.0 and across == pytest.approx(15 / 16 * S / (0.9 * OUT) + 15 * A_OUT, rel=1e-12)
+
+
+@pytest.mark.parametrize("op", [coll.reduce_scatter, coll.all_gather])
+def test_reduce_scatter_across_servers_is_one_ring_paced_by_its_network_hops(op):
+    n = 32  # 8 ranks on each of 4 servers
     inside, across = op(S, rates(group(4, 8)))
-    assert inside == pytest.approx(7 / 8 * S / (0.8 * UP) + 7 * A_UP, rel=1e-12)
-    assert across == pytest.approx(3 / 4 * (S / 8) / (0.9 * OUT) + 3 * A_OUT, rel=1e-12)
+    nic = (n - 1) / n * S / 8 / (0.9 * OUT)  # each rank's NIC carries 1/8 of the ring's traffic
+    nvlink = (n - 1) / n * S * 7 / 8 / (0.8 * UP)  # the hops inside the server, at the same time
+    assert nic > nvlink
+    assert inside == 0.0
+    assert across == pytest.approx(nic + (n - 1) * A_OUT, rel=1e-12)  # 31 steps, each waits for a network hop
+    # a slow scale-up link: the hops inside the server are the bottleneck, their excess counted inside
+    slow = rates(group(4, 8, up=20e9))
+    inside, across = op(S, slow)
+    nvlink = (n - 1) / n * S * 7 / 8 / (0.8 * 20e9)
+    assert inside == pytest.approx(nvlink - nic, rel=1e-12)
+    assert across == pytest.approx(nic + (n - 1) * A_OUT, rel=1e-12)
+
+
+def test_reduce_scatter_latency_grows_with_every_rank_of_the_ring():
+    small = 1e3  # latency-bound
+    few, many = coll.reduce_scatter(small, rates(group(16, 8))), coll.reduce_scatter(small, rates(group(64, 8)))
+    assert sum(many) - sum(few) == pytest.approx((511 - 127) * A_OUT, rel=1e-3)
 
 
 def test_all_to_all_sends_the_local_share_over_scale_up_and_the_rest_over_the_nic():
@@ -105,12 +129,21 @@ def test_the_seeds_claim_half_the_traffic_and_sixty_percent_less_latency_in_one_
     assert 0.5 <= 1 - latency <= 0.7
 
 
-def test_in_network_reduce_scatter_gains_latency_never_bandwidth():
+def test_in_network_reduce_scatter_keeps_the_rings_bandwidth_and_takes_three_steps():
     ring, inr = rates(group(1, 8)), rates(group(1, 8), inr_up=True)
-    big, small = 1e10, 1e3
-    assert coll.reduce_scatter(big, inr) == coll.reduce_scatter(big, ring)  # the ring is faster on bandwidth
-    assert coll.reduce_scatter(small, inr)[0] == pytest.approx(small / (0.6 * UP) + IN_NETWORK_STEPS * A_UP)
-    assert coll.reduce_scatter(small, inr)[0] < coll.reduce_scatter(small, ring)[0]
+    big = 1e10
+    assert coll.reduce_scatter(big, inr)[0] == pytest.approx(7 / 8 * big / (0.8 * UP) + 3 * A_UP, rel=1e-12)
+    assert coll.reduce_scatter(big, ring)[0] - coll.reduce_scatter(big, inr)[0] == pytest.approx(4 * A_UP, rel=1e-6)
+    assert IN_NETWORK_HALF_STEPS == IN_NETWORK_STEPS / 2
+    # or an in-network all-reduce of which each rank keeps its shard, when that is faster (a slow ring)
+    slow_ring = LinkRates(group(1, 8), 0.1, 0.9, A_UP, A_OUT, True, False, 0.6, 0.7)
+    assert coll.reduce_scatter(big, slow_ring)[0] == pytest.approx(big / (0.6 * UP) + IN_NETWORK_STEPS * A_UP)
+    # across servers with SHARP: hierarchical, each side in three steps
+    inside, across = coll.reduce_scatter(big, rates(group(4, 8), inr_up=True, inr_out=True))
+    assert inside == pytest.approx(7 / 8 * big / (0.8 * UP) + 3 * A_UP, rel=1e-12)
+    assert across == pytest.approx(
+        3 / 4 * big / 8 / (0.9 * OUT) + 3 * A_OUT, rel=1e-12
+    )  # 4 servers: 3 steps either way
 
 
 def test_nvlink_sharp_reaches_the_bus_bandwidth_nccl_measures_on_8_h100():

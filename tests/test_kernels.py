@@ -76,6 +76,20 @@ def test_a_layer_is_its_gemms_its_attention_and_its_memory_bound_kernels(recompu
     assert got.attention_fwd == pytest.approx(attn, rel=1e-12) and got.attention_bwd == pytest.approx(2 * attn)
 
 
+def test_pointwise_recompute_runs_the_norms_and_the_activation_function_forward_again():
+    s = scenario(*LLAMA70, "workload.recompute=pointwise")
+    chip = s.cluster.chip_spec
+    fwd, bwd, attn, mem = expected_layer(s, rate=chip.bf16_peak_flops * chip.gemm_efficiency, in_bytes=2.0)
+    got = layer_compute(s, resolve_layout(s), chip, s.workload.model_spec(), native=False)
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    again = 8192 * (8.0 * 8192 / 8 + 6.0 * 28672 / 8) / hbm  # two norms forward (sharded by SP), SwiGLU forward
+    assert got.linear == pytest.approx(fwd + bwd, rel=1e-12)  # no GEMM again
+    assert got.attention == pytest.approx(3 * attn, rel=1e-12)
+    assert got.memory == pytest.approx(mem + again, rel=1e-12)
+    e = estimate(s)
+    assert e.hfu == pytest.approx(e.mfu, rel=1e-12)
+
+
 def test_fp8_layers_run_gemms_at_the_fp8_rate_and_pay_for_the_casts():
     s = scenario(*LLAMA70, "workload.precision=fp8")
     chip = s.cluster.chip_spec
@@ -104,6 +118,43 @@ def test_unfused_attention_computes_the_whole_square_one_head_wide_and_moves_the
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
     assert got.attention_fwd == pytest.approx(attn, rel=1e-12)
     assert got.memory - flash.memory == pytest.approx(T * 36.0 * 64 / t * 8192 / hbm, rel=1e-9)
+
+
+def test_the_triton_flash_attention_runs_at_half_flashattention_2s_rate():
+    s = scenario(*LLAMA70, "workload.attention=flash2")
+    triton = scenario(*LLAMA70, "workload.attention=triton")
+    chip, m = s.cluster.chip_spec, s.workload.model_spec()
+    lay = resolve_layout(s)
+    assert chip.attention_rate("triton") == pytest.approx(0.5 * 0.29 * 989e12, rel=1e-12)
+    fa2, tri = layer_compute(s, lay, chip, m, native=False), layer_compute(triton, lay, chip, m, native=False)
+    assert tri.attention_fwd == pytest.approx(2 * fa2.attention_fwd, rel=1e-12)
+    assert tri.linear == fa2.linear and tri.memory == fa2.memory
+
+
+@pytest.mark.parametrize("attention", ["flash2", "triton"])
+def test_eager_kernels_pay_the_second_norm_pass_and_the_unpadding_copies(attention):
+    base = (*LLAMA70, f"workload.attention={attention}")
+    fused, eager = scenario(*base), scenario(*base, "workload.kernels=eager")
+    chip, m = fused.cluster.chip_spec, fused.workload.model_spec()
+    lay = resolve_layout(fused)
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    T, t, h, kv = 8192, 8, 8192, 1024  # tokens per micro-batch; Llama 3 70B: 8 K/V heads of 128
+    extra = 8.0 * h / t  # LayerNorm weight gradients (sequence parallel: the norms run on h/t per token)
+    if attention != "triton":  # FlashAttention's varlen path: Q, K, V gathered and the output scattered back
+        extra += 10.0 * (2 * h + 2 * kv) / t
+    a, b = layer_compute(fused, lay, chip, m, native=False), layer_compute(eager, lay, chip, m, native=False)
+    assert b.memory - a.memory == pytest.approx(T * extra / hbm, rel=1e-9)
+    assert b.linear == a.linear and b.attention == a.attention
+    assert logits_compute(eager, lay, chip, m) == logits_compute(fused, lay, chip, m)  # the loss is its own setting
+
+
+def test_an_eager_loss_moves_fp32_copies_of_the_logits():
+    fused, eager = scenario(*LLAMA70), scenario(*LLAMA70, "workload.loss=eager")
+    chip, m = fused.cluster.chip_spec, fused.workload.model_spec()
+    lay = resolve_layout(fused)
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    loss = logits_compute(eager, lay, chip, m) - logits_compute(fused, lay, chip, m)
+    assert loss == pytest.approx(8192 * (36.0 - 16.0) * m.vocab / 8 / hbm, rel=1e-9)
 
 
 def test_moe_layers_run_each_local_expert_on_its_share_of_the_routed_tokens():
@@ -233,6 +284,27 @@ def test_zero_three_gathers_and_reduces_layer_by_layer_every_micro_batch():
     assert e.breakdown.dp_s == pytest.approx(m * (fwd + bwd), rel=1e-12)
 
 
+def test_zero_two_gathers_before_each_forward_and_reduces_after_each_backward_layer_by_layer():
+    """PyTorch FSDP's SHARD_GRAD_OP: weights kept from a micro-batch's forward to its backward, not longer."""
+    s = scenario("parallelism.tp=1", "parallelism.dp=auto", "parallelism.zero=2", "workload.global_batch=256",
+                 "cluster.fabric.nic_gbps=25", "workload.grad_dtype=fp32")  # fmt: skip
+    e = estimate(s)
+    lay, links = links_of(s)
+    r = rates_of(s, links.dp)
+    params = stage_params(s, lay, 0).total
+    L, m = 32, lay.micro_batches
+    gather = L * sum(coll.all_gather(params * 2.0 / L, r))
+    reduce = L * sum(coll.reduce_scatter(params * 4.0 / L, r))
+    mb = e.breakdown.compute_s / m
+    st = KERNELS.comm_interference
+
+    def exposed(c, w):
+        return max(0.0, c - w) + st * min(c, w)
+
+    per_mb = exposed(gather, mb / 3) + reduce / L + exposed(reduce * (1 - 1 / L), mb * 2 / 3)
+    assert m > 1 and e.breakdown.dp_s == pytest.approx(m * per_mb, rel=1e-12)
+
+
 def test_generality_is_one_when_every_op_has_a_fast_path_whatever_stage_paces_the_pipeline():
     s = scenario("workload.model=llama3-70b", "cluster.nodes=32", "parallelism.tp=8", "parallelism.pp=4",
                  "parallelism.dp=auto", "workload.global_batch=64", "parallelism.stage_layers=[22, 22, 22, 14]")  # fmt: skip
@@ -307,6 +379,7 @@ def test_out_of_memory_names_the_worst_stage_how_far_over_and_each_single_change
     assert p.message.startswith(f"out of memory: the job needs {need:.1f} GB per chip on every chip but ")
     assert f"has 80 GB, {need - 80:.1f} GB over" in p.message
     candidates = [
+        ('workload.recompute = "pointwise"', "workload.recompute=pointwise"),
         ('workload.recompute = "selective"', "workload.recompute=selective"),
         ('workload.recompute = "full"', "workload.recompute=full"),
         ("parallelism.zero = 1", "parallelism.zero=1"),
@@ -316,7 +389,7 @@ def test_out_of_memory_names_the_worst_stage_how_far_over_and_each_single_change
     ]
     expected = [f"{text} ({worst_gb(*OVER, change):.1f} GB)" for text, change in candidates]
     expected = [h for h in expected if float(h.split("(")[1].split(" GB")[0]) <= 80]
-    assert len(expected) == 6  # 0.6 GB over: every single change fits
+    assert len(expected) == 7  # 0.6 GB over: every single change fits
     hints = p.message.split("would fit with ")[1].split("; or ")
     assert hints == [*expected, f"more tp or pp, or a chip with at least {need:.0f} GB"]
     fits = scenario("workload.model=llama3-8b", "parallelism.tp=8", "parallelism.dp=auto")

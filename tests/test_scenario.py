@@ -307,4 +307,4 @@ def test_uneven_stage_keys_need_a_pipeline_and_a_layer_on_every_stage():
     assert msg.startswith("parallelism.first_stage_layers: first 120 and last 5 leave (120, 1, 0, 5) layers")
     [msg] = stage_msgs("parallelism.pp=16", "parallelism.first_stage_layers=2", "parallelism.interleave=4",
                        "workload.global_batch=512")  # fmt: skip
-    assert msg.startswith("parallelism.interleave: a stage holds only 2 layers")
+    assert msg.startswith("parallelism.interleave: stage 0 holds only 2 layers (2, 9, 9, 9, 9, 8,")

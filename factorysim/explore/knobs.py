@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from ..scenario.catalog import ModelSpec, catalog
+from ..scenario.checks import split_layers
 from ..scenario.models import Scenario
 
 Choice = Mapping[str, Any]
@@ -148,8 +149,12 @@ def _micro_batch(s: Space, c: Choice) -> list[int]:
 
 
 def _interleave(s: Space, c: Choice) -> list[int]:
+    # every chunk holds a layer, except the first stage's first and the last stage's last (scenario.checks)
     pp = c["parallelism.pp"]
-    return list(range(1, s.model.layers // pp + 1)) if pp > 1 else [1]
+    if pp == 1:
+        return [1]
+    split = split_layers(s.model.layers, pp)
+    return list(range(1, min(n + (i in (0, pp - 1)) for i, n in enumerate(split)) + 1))
 
 
 def _sequence_parallel(s: Space, c: Choice) -> list[bool]:

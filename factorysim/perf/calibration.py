@@ -4,9 +4,8 @@
   that training sustains) were fitted to; held by a test within CALIBRATION_TOLERANCE.
 - validation: runs never used for fitting, from other frameworks, sources and scales; the targets are a
   mean |error| of at most VALIDATION_MEAN and a largest of at most VALIDATION_MAX, with every run fitting
-  in memory.
-- reference: runs outside the model's scope (see calibration.toml), shown with their errors, counted in
-  neither table.
+  in memory. A run that is not used for fitting is a validation run, whatever its error: there is no third
+  table to put awkward runs in.
 
 Each run is compared on its source's own figure: tokens/s per GPU where published (no FLOP convention
 involved), otherwise TFLOP/s or MFU counted as the source counts them (model or hardware FLOPs; the
@@ -33,8 +32,8 @@ VALIDATION_MEAN = 0.08
 VALIDATION_MAX = 0.15
 TOLERANCE = CALIBRATION_TOLERANCE
 
-Table = Literal["calibration", "validation", "reference"]
-TABLES: tuple[Table, ...] = ("calibration", "validation", "reference")
+Table = Literal["calibration", "validation"]
+TABLES: tuple[Table, ...] = ("calibration", "validation")
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,6 @@ class CalibrationResult:
 
     @property
     def ok(self) -> bool:
-        if self.case.table == "reference":
-            return True
         limit = CALIBRATION_TOLERANCE if self.case.table == "calibration" else VALIDATION_MAX
         return abs(self.error) <= limit and self.fits
 
@@ -94,8 +91,6 @@ class TableSummary:
             return True
         if self.table == "calibration":
             return self.max_abs_error <= CALIBRATION_TOLERANCE and not self.refused
-        if self.table == "reference":
-            return True
         return self.mean_abs_error <= VALIDATION_MEAN and self.max_abs_error <= VALIDATION_MAX and not self.refused
 
 
@@ -118,6 +113,8 @@ def calibration_cases() -> list[CalibrationCase]:
     cases = []
     for row in raw["case"]:
         data = {"name": row["name"], "description": row["source"], **row["scenario"]}
+        if row["table"] not in TABLES:
+            raise ValueError(f"calibration case {row['name']}: table {row['table']!r}; allowed: {', '.join(TABLES)}")
         cases.append(
             CalibrationCase(
                 name=row["name"],

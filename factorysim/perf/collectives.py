@@ -4,6 +4,16 @@ Ring all-reduce of S bytes over n ranks: 2(n-1)/n·S/B + 2(n-1)·α. Reduce-scat
 (n-1)/n·S/B + (n-1)·α each. B is the achieved bus bandwidth of the group's slowest member, α the
 latency of one algorithm step.
 
+Groups that span servers: an all-reduce runs hierarchically (NCCL's trees and NVLS trees do): reduce-scatter
+inside the server over the scale-up link, the cross-server all-reduce on S/n_local per rank over each rank's
+own NIC, then all-gather inside the server. A reduce-scatter or all-gather has no tree in NCCL: it runs as one
+ring through every rank, whose hops inside a server and across servers carry their data at the same time, and
+each of whose n-1 steps waits for its slowest hop, the one across servers. So it takes
+max(inside, across) for the bandwidth, the inside part being (n-1)/n·S·(n_local-1)/n_local over the scale-up
+link and the across part (n-1)/n·S/n_local over each rank's NIC, plus (n-1)·α_across for the latency: at 512
+ranks on 64 servers, 511 network steps where the hierarchical view would count 63 (this is why data-parallel
+groups of many ranks per server lose time as they grow). The share beyond what the NIC needs is counted inside.
+
 In-network (in-switch, or near-memory) reduction, where the scale-up link or the fabric supports it
 (catalog flag) and the scenario turns it on: an all-reduce sends each byte once and gets the sum back
 by multicast, S/B' + 6·α (a reduce-load, a multicast store and a completion barrier, each a round trip
@@ -11,12 +21,9 @@ through the switch), with B' the achieved in-network bandwidth (on 8 H100, NVLin
 ~480 GB/s bus bandwidth where rings reach ~370: 30 % faster, not 2×). For one 8-rank scale-up domain
 that is n/(2(n-1)) = 57 % of the ring's traffic and 6/14 = 43 % of its latency: the seed's "about half
 the traffic, about 60 % less latency". A reduce-scatter or all-gather gains no bandwidth in the network
-(each rank still sends or receives (n-1)/n·S; NCCL's maintainers say as much of NVLink SHARP) but
-finishes in one step instead of n-1, so it takes whichever is faster, ring or in-network.
-
-Groups that span servers run hierarchically: reduce-scatter inside the server over the scale-up link,
-the cross-server collective on S/n_local per rank over each rank's own NIC, then all-gather inside the
-server.
+(each rank still sends or receives (n-1)/n·S; NCCL's maintainers say as much of NVLink SHARP and NCCL-tests
+measure its reduce-scatter at the ring's bus bandwidth) but finishes in 3 steps (half an all-reduce's) instead
+of n-1. In-network collectives across servers run hierarchically (NVLS trees, SHARP).
 
 Every function returns (inside-server seconds, across-servers seconds) so that node efficiency and
 cluster efficiency can each take their share.
@@ -24,6 +31,7 @@ cluster efficiency can each take their share.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..topology.index import GroupLinks
@@ -31,7 +39,9 @@ from ..topology.index import GroupLinks
 Split = tuple[float, float]
 ZERO: Split = (0.0, 0.0)
 IN_NETWORK_STEPS = 6
-"""Latency steps of an in-network collective: three round trips through the switch."""
+"""Latency steps of an in-network all-reduce: three round trips through the switch."""
+IN_NETWORK_HALF_STEPS = 3
+"""Latency steps of an in-network reduce-scatter or all-gather (half an all-reduce)."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,14 @@ def _all_reduce_flat(n: int, size: float, bw: float, lat: float, inr: bool, inr_
 
 
 def _half_flat(n: int, size: float, bw: float, lat: float, inr: bool, inr_bw: float) -> float:
-    """Reduce-scatter (or all-gather) of `size` bytes in a flat group."""
+    """Reduce-scatter (or all-gather) of `size` bytes in a flat group: with in-network reduction the ring's
+    bandwidth and IN_NETWORK_HALF_STEPS steps, or an in-network all-reduce of which each rank keeps its shard,
+    whichever is faster."""
     ring = _ring(n, size, bw, lat, 1.0)
-    return min(ring, _in_network(n, size, inr_bw, lat)) if inr else ring
+    if not inr or n <= 1 or size <= 0:
+        return ring
+    fewer_steps = ring - (n - 1 - IN_NETWORK_HALF_STEPS) * lat if n - 1 > IN_NETWORK_HALF_STEPS else ring
+    return min(fewer_steps, _in_network(n, size, inr_bw, lat))
 
 
 def all_reduce(size: float, r: LinkRates) -> Split:
@@ -106,9 +121,25 @@ def all_reduce(size: float, r: LinkRates) -> Split:
 def reduce_scatter(size: float, r: LinkRates) -> Split:
     """Also the time of an all-gather of the same total size."""
     g = r.group
+    if g.n_nodes > 1 and g.n_local > 1 and not (r.up_in_network or r.out_in_network):
+        return _flat_ring_across(size, r)
     inside = _half_flat(g.n_local, size, r.up_bw, r.up_latency, r.up_in_network, r.up_inr_bw)
     across = _half_flat(g.n_nodes, size / g.n_local, r.out_bw, r.out_latency, r.out_in_network, r.out_inr_bw)
     return inside, across
+
+
+def _flat_ring_across(size: float, r: LinkRates) -> Split:
+    """One ring through n_local ranks on each of n_nodes servers (NCCL's reduce-scatter and all-gather)."""
+    g = r.group
+    if size <= 0:
+        return ZERO
+    n = g.n_nodes * g.n_local
+    share = (n - 1) / n * size
+    if r.out_bw <= 0 or r.up_bw <= 0:  # a dead link: the ring never finishes
+        return (math.inf if r.up_bw <= 0 else 0.0), (math.inf if r.out_bw <= 0 else 0.0)
+    inside = share * (g.n_local - 1) / g.n_local / r.up_bw
+    across = share / g.n_local / r.out_bw
+    return max(0.0, inside - across), across + (n - 1) * max(r.out_latency, r.up_latency)
 
 
 all_gather = reduce_scatter

@@ -9,8 +9,8 @@ convention of PaLM, Megatron-LM and torchtitan); "causal" counts the half a caus
 step time: fused attention kernels skip the masked half either way.
 
 Hardware FLOPs (HFU) add what recomputation runs again: full recompute repeats the forward of every
-layer (linear and attention core), selective recompute repeats the attention core. The output layer is
-never recomputed. With full recompute this is Megatron-LM's 96·B·s·l·h²·(1 + s/6h + V/16lh).
+layer (linear and attention core), selective recompute repeats the attention core, pointwise recompute
+repeats no matrix multiply (only norms and activation functions). The output layer is never recomputed. With full recompute this is Megatron-LM's 96·B·s·l·h²·(1 + s/6h + V/16lh).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..scenario.catalog import ModelSpec
 
-Recompute = str  # "none" | "selective" | "full"
+Recompute = str  # "none" | "pointwise" | "selective" | "full"
 ATTENTION_SHARE = {"full": 1.0, "causal": 0.5}
 """Share of the s × s score square each convention counts."""
 

@@ -24,11 +24,14 @@ Norm inputs and the inputs of the first GEMMs are replicated over t without sequ
 sharded with it (Korthikanti's 10·s·b·h, without dropout masks: pre-training today runs without dropout,
 an assumption). Full recompute keeps each layer's input (2h per token) plus, while one layer is recomputed,
 that layer's full activations. With Korthikanti's GPT shape and no fusion this is 32·s·b·h + 2·a·s²·b per
-layer: his 34·s·b·h + 5·a·s²·b less the dropout masks and dropout output (2·s·b·h + 3·a·s²·b).
+layer: his 34·s·b·h + 5·a·s²·b less the dropout masks and dropout output (2·s·b·h + 3·a·s²·b). Pointwise
+recompute keeps neither the norm outputs (the QKV and first MLP GEMMs' inputs) nor the activation function's
+output (the second MLP GEMM's input) nor FP8 copies: they are rebuilt in the backward pass.
 
-Stage i holds its layers' activations for the micro-batches in flight there (perf.pipeline.in_flight:
-the first stage holds the most), the first stage the input embedding, the last the output layer and the
-FP32 logits of one micro-batch. The worst stage decides whether the job fits.
+Stage i holds its layers' activations for the micro-batches in flight there, chunk by chunk when the
+schedule is interleaved (perf.pipeline.held_layers: the first stage holds the most, unless it is a layer
+short), the first stage the input embedding, the last the output layer and the FP32 logits of one
+micro-batch. The worst stage decides whether the job fits.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from ..scenario.catalog import ModelSpec
 from ..scenario.checks import ParallelLayout
 from ..scenario.errors import Problem
 from ..scenario.models import Scenario
-from .pipeline import in_flight
+from .pipeline import held_layers
 
 GB = 1e9
 RUNTIME_OVERHEAD_GB = 3.0
@@ -51,6 +54,11 @@ WEIGHT_BYTES = 2.0
 GRAD_BYTES = {"fp32": 4.0, "bf16": 2.0}
 LOGIT_BYTES = 4.0
 """FP32 logits of one micro-batch on the last stage, for the loss."""
+EAGER_LOGIT_BYTES = 12.0
+"""The same for a loss run in PyTorch eager (workload.loss = "eager", as torchtitan runs it),
+per token and vocabulary entry at the loss's peak in the backward pass: the log-softmax output kept for the
+backward (FP32, 4), the dense NLL gradient (4) and log-softmax's input gradient (4), the BF16 logits already freed
+(torchtitan deletes them before the backward; the forward's transient peak, BF16 + FP32 copy + output, is 10)."""
 
 
 @dataclass(frozen=True)
@@ -119,41 +127,51 @@ def _embeddings(m: ModelSpec, layout: ParallelLayout, stage: int) -> int:
 
 def activation_bytes_per_layer(s: Scenario, layout: ParallelLayout, recompute: str | None = None) -> float:
     """Bytes one layer keeps for the backward pass of one micro-batch, per chip."""
-    return _layer_activations(
-        s, s.workload.model_spec(), layout, s.workload.recompute if recompute is None else recompute
-    )
+    w = s.workload
+    return _layer_activations(s, w.model_spec(), layout, w.recompute if recompute is None else recompute, w.seq)
 
 
-def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recompute: str) -> float:
+def _layer_activations(s: Scenario, m: ModelSpec, layout: ParallelLayout, recompute: str, seq: int) -> float:
     w, p = s.workload, s.parallelism
-    tokens = w.seq / layout.cp * layout.micro_batch
+    tokens = seq / layout.cp * layout.micro_batch
     t = layout.tp
     shard = t if (p.sequence_parallel or t == 1) else 1
     if recompute == "full":
         return tokens * 2.0 * m.hidden / shard
     h, kv, f, k = m.hidden, m.kv_dim, m.ffn, m.top_k
     gemm_in = 1.0 if w.precision == "fp8" else 2.0
+    # pointwise recompute rebuilds the norm outputs (the first GEMMs' inputs), the activation function's
+    # output (the second MLP GEMM's input) and FP8 casts from what is kept
+    kept = 0.0 if recompute == "pointwise" else 1.0
     # replicated without sequence parallelism: the norm inputs and the inputs of the first GEMMs
-    replicated = 2 * h + gemm_in * h + 2 * h + gemm_in * h * k
+    replicated = 2 * h + kept * gemm_in * h + 2 * h + kept * gemm_in * h * k
     sharded: float = 2 * h + 4 * kv + 2 * h  # Q, K, V, attention output
     if w.precision == "fp8":
-        sharded += 1.0 * h  # the projection's FP8 copy of the attention output
+        sharded += kept * h  # the projection's FP8 copy of the attention output
     if w.attention != "unfused":
         sharded += 4.0 * m.heads
     elif recompute != "selective":
-        sharded += 2.0 * m.heads * w.seq / layout.cp
-    sharded += k * ((4 if m.gated_mlp else 2) * f + gemm_in * f)
+        sharded += 2.0 * m.heads * seq / layout.cp
+    sharded += k * ((4 if m.gated_mlp else 2) * f + kept * gemm_in * f)
     return tokens * (replicated / shard + sharded / t)
 
 
 def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdown, ...]:
     """Memory per chip of every pipeline stage, first to last."""
+    return _memory_per_stage(s, layout, s.workload.model_spec(), s.workload.seq)
+
+
+def _total(b: MemoryBreakdown) -> float:
+    return b.total
+
+
+def _memory_per_stage(s: Scenario, layout: ParallelLayout, m: ModelSpec, seq: int) -> tuple[MemoryBreakdown, ...]:
     w, p = s.workload, s.parallelism
-    m = w.model_spec()
-    per_layer = _layer_activations(s, m, layout, w.recompute)
+    per_layer = _layer_activations(s, m, layout, w.recompute, seq)
     # with full recompute, one layer's full activations live while it is recomputed
-    working = _layer_activations(s, m, layout, "none") if w.recompute == "full" else 0.0
-    logits = LOGIT_BYTES * w.seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
+    working = _layer_activations(s, m, layout, "none", seq) if w.recompute == "full" else 0.0
+    logit_bytes = EAGER_LOGIT_BYTES if w.loss == "eager" else LOGIT_BYTES
+    logits = logit_bytes * seq / layout.cp * layout.micro_batch * m.vocab / layout.tp
     dense_shard = layout.dp * layout.cp
     expert_shard = max(1, dense_shard // layout.ep)
     zero = p.zero
@@ -161,6 +179,7 @@ def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdo
     dense_count, expert_count = _layer_params(m)
     dense_layer, expert_layer = dense_count / layout.tp, expert_count / layout.ep / layout.tp
     embedding = m.vocab * m.hidden / layout.tp
+    chunks = layout.chunk_layers
     out = []
     for stage, layers in enumerate(layout.stage_layers):
         dense = layers * dense_layer + _embeddings(m, layout, stage) * embedding
@@ -172,8 +191,8 @@ def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdo
             weights += 2 * WEIGHT_BYTES * (dense_layer + expert_layer)
         gradients = grad_bytes * (owned if zero >= 2 else whole)
         optimizer = OPTIMIZER_BYTES * (owned if zero >= 1 else whole)
-        held = in_flight(stage, layout.pp, layout.micro_batches, layout.interleave)
-        acts = per_layer * layers * held + (working if layers else 0.0)
+        held = held_layers(stage, layout.pp, layout.micro_batches, chunks[stage])
+        acts = per_layer * held + (working if layers else 0.0)
         if stage == layout.pp - 1:
             acts += logits
         out.append(MemoryBreakdown(weights, gradients, optimizer, acts, RUNTIME_OVERHEAD_GB * GB, stage))
@@ -182,7 +201,7 @@ def memory_per_stage(s: Scenario, layout: ParallelLayout) -> tuple[MemoryBreakdo
 
 def memory_per_chip(s: Scenario, layout: ParallelLayout) -> MemoryBreakdown:
     """The stage that needs the most memory (the first such stage on a tie)."""
-    return max(memory_per_stage(s, layout), key=lambda b: b.total)
+    return max(memory_per_stage(s, layout), key=_total)
 
 
 # ------------------------------------------------------------------ does it fit?
@@ -200,7 +219,9 @@ def fit_hints(s: Scenario, layout: ParallelLayout) -> list[str]:
     def parallelism(**update) -> Scenario:
         return s.model_copy(update={"parallelism": p.model_copy(update=update)})
 
-    if w.recompute == "none" and w.attention == "unfused":
+    if w.recompute == "none":
+        tries.append(('workload.recompute = "pointwise"', workload(recompute="pointwise"), layout))
+    if w.recompute in ("none", "pointwise") and w.attention == "unfused":
         tries.append(('workload.recompute = "selective"', workload(recompute="selective"), layout))
     if w.recompute != "full":
         tries.append(('workload.recompute = "full"', workload(recompute="full"), layout))

@@ -50,13 +50,13 @@ from math import ceil
 
 from ..scenario.catalog import ChipSpec, ModelSpec, catalog
 from ..scenario.checks import ParallelLayout
-from ..scenario.models import Scenario
+from ..scenario.models import DEFAULT_SEQ_LEN, Scenario
 from ..topology.index import GroupLinks
 from . import collectives as coll
 from .collectives import LinkRates, Split
-from .flops import TokenFlops, hardware_flops_per_token, model_flops_per_token
+from .flops import hardware_flops_per_token, model_flops_per_token
 from .gemm import linear_times
-from .memory import GB, GRAD_BYTES, MemoryBreakdown, fit_hints, memory_per_stage, stage_params
+from .memory import GB, GRAD_BYTES, MemoryBreakdown, _memory_per_stage, _stage_params, _total, fit_hints
 from .pipeline import bubble_time
 
 
@@ -80,6 +80,19 @@ class KernelModel:
     of the large-GEMM rate (an assumption; only the 2021 A100 calibration runs use unfused attention)."""
     logit_bytes: float = 16.0
     """Per token and vocabulary entry: FP32 logits written, read by the loss, gradient written and read."""
+    eager_logit_bytes: float = 36.0
+    """The same for workload.loss = "eager" (autocast runs cross-entropy in FP32): BF16 logits cast to FP32 (read 2, write 4),
+    log-softmax (read 4, write 4); backward the dense NLL gradient (write 4), log-softmax's backward (read 8,
+    write 4) and the cast back to BF16 (read 4, write 2)."""
+    eager_norm_bytes: float = 8.0
+    """Per token, layer and hidden element: eager LayerNorm's backward reduces the weight gradient in a second
+    pass over x and dy (2 B each), for each of the two norms."""
+    eager_unpad_bytes: float = 10.0
+    """Per token, layer and element of Q, K, V and the attention output: FlashAttention's variable-length interface
+    as eager code calls it (llm-foundry's flash path) gathers Q, K and V into unpadded copies (read 2, write 2)
+    and scatters the output back into a zeroed padded tensor (write 2, read 2, write 2); backward the mirror
+    image (scatter into zeros for Q, K, V: 6; gather for the output: 4). The Triton kernel takes the padded
+    batch and skips them."""
     fp8_cast_bytes: float = 6.0
     """Per token and GEMM-input element, forward + backward: BF16 read + FP8 write of every GEMM input and of
     every output gradient (with the transposes Hopper's FP8 GEMMs need)."""
@@ -87,6 +100,13 @@ class KernelModel:
     """Keys per query at which fused attention reaches half its long-sequence efficiency: FlashAttention-2
     forward + backward and FlashAttention-3 forward on H100, causal, head dimension 128, reach 81-85 % of their
     16K-token throughput at 2K tokens and 47-50 % at 512 (Dao-AILab/flash-attention benchmark figures)."""
+    norm_forward_bytes: float = 8.0
+    """Per token, layer and hidden element: the forward of the two norms (read x, write y), run again by pointwise
+    recompute (part of norm_bytes)."""
+    mlp_forward_bytes: float = 4.0
+    """The forward of GELU (read, write), run again by pointwise recompute (part of mlp_bytes)."""
+    gated_mlp_forward_bytes: float = 6.0
+    """The forward of SwiGLU (read gate and up, write their product), run again by pointwise recompute."""
     optimizer_bytes_per_param: float = 26.0
     """Adam step per owned parameter besides the gradient read: FP32 master and two moments read and written,
     BF16 weight written."""
@@ -102,6 +122,11 @@ class KernelModel:
     comm_interference: float = 0.15
     """Share of compute lost while a collective overlaps it on the same chip (communication kernels occupy
     compute cores). A dedicated async communication engine removes it."""
+    in_network_interference: float = 1 / 3
+    """Share of that loss an in-network (in-switch or near-memory) collective still costs: the switch or the
+    memory adds, so the chip moves each byte once, where a ring's reduction step reads its own chunk and the one
+    it received and writes their sum (three passes through memory and the compute cores doing the adding).
+    An assumption from counting those passes; no published measurement isolates it."""
 
 
 KERNELS = KernelModel()
@@ -275,10 +300,10 @@ def _fp8_reference_speedup() -> float:
     return ref.fp8_peak_flops * ref.fp8_gemm_efficiency / (ref.bf16_peak_flops * ref.gemm_efficiency)
 
 
-def _gemm_rate(s: Scenario, chip: ChipSpec, native: bool) -> tuple[float, float]:
+def _gemm_rate(precision: str, chip: ChipSpec, native: bool) -> tuple[float, float]:
     """(large-GEMM FLOP/s, bytes per input element) for the job's precision on this chip."""
     bf16 = chip.bf16_peak_flops * chip.gemm_efficiency
-    if s.workload.precision == "fp8":
+    if precision == "fp8":
         if chip.has_fp8:
             return chip.fp8_peak_flops * chip.fp8_gemm_efficiency, 1.0
         if native:
@@ -286,14 +311,76 @@ def _gemm_rate(s: Scenario, chip: ChipSpec, native: bool) -> tuple[float, float]
     return bf16, 2.0
 
 
+@dataclass(frozen=True)
+class JobKernels:
+    """What one layout of a job runs per micro-batch on one chip, independent of the network: a layer as run,
+    the same layer as if every op had a fast path, and the output layer with the loss."""
+
+    actual: LayerCompute
+    native: LayerCompute
+    logits: float
+
+
+def _all_native(chip: ChipSpec, precision: str, attention: str) -> bool:
+    """Every op the job wants has a fast path on this chip (the native layer is the actual one)."""
+    return (precision != "fp8" or chip.has_fp8) and (attention == "unfused" or "flash_attention" in chip.fast_paths)
+
+
+_MEMO_SIZE = 4096
+_KERNEL_MEMO: dict[tuple, tuple[ChipSpec, ModelSpec, JobKernels]] = {}
+
+
+def job_kernels(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec, seq: int) -> JobKernels:
+    """The chip-alone kernel times of a job's layout, memoised: a search varies pp, dp and interleave far more
+    often than the shapes these depend on (the chip and model are held, so their ids stay theirs)."""
+    w = s.workload
+    sp = s.parallelism.sequence_parallel or layout.tp == 1
+    eager, eager_loss = w.kernels == "eager", w.loss == "eager"
+    key = (id(chip), id(model), w.precision, w.attention, w.recompute, seq, layout.tp, layout.cp,
+           layout.micro_batch, layout.ep, sp, eager, eager_loss)  # fmt: skip
+    hit = _KERNEL_MEMO.get(key)
+    if hit is not None and hit[0] is chip and hit[1] is model:
+        return hit[2]
+    args = (chip, model, w.precision, w.attention, w.recompute, seq, layout.tp, layout.cp, layout.micro_batch,
+            layout.ep, sp)  # fmt: skip
+    actual = _layer_compute(*args, native=False, eager=eager)
+    native = actual if _all_native(chip, w.precision, w.attention) else _layer_compute(*args, native=True, eager=eager)
+    logits = _logits_compute(chip, model, seq, layout.tp, layout.cp, layout.micro_batch, eager=eager_loss)
+    kernels = JobKernels(actual, native, logits)
+    if len(_KERNEL_MEMO) >= _MEMO_SIZE:
+        _KERNEL_MEMO.clear()
+    _KERNEL_MEMO[key] = (chip, model, kernels)
+    return kernels
+
+
 def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec, native: bool) -> LayerCompute:
     """Chip-alone times of one layer and micro-batch. `native`: as if every op the job wants had a fast path."""
     w = s.workload
-    t = layout.tp
-    tokens = layout.micro_batch * w.seq / layout.cp
+    sp = s.parallelism.sequence_parallel or layout.tp == 1
+    return _layer_compute(chip, model, w.precision, w.attention, w.recompute, w.seq, layout.tp, layout.cp,
+                          layout.micro_batch, layout.ep, sp, native, eager=w.kernels == "eager")  # fmt: skip
+
+
+def _layer_compute(
+    chip: ChipSpec,
+    model: ModelSpec,
+    precision: str,
+    attention: str,
+    recompute: str,
+    seq: int,
+    t: int,
+    cp: int,
+    micro_batch: int,
+    ep: int,
+    sp: bool,
+    native: bool,
+    *,
+    eager: bool = False,
+) -> LayerCompute:
+    tokens = micro_batch * seq / cp
     h, kv, f = model.hidden, model.kv_dim, model.ffn
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
-    rate, in_bytes = _gemm_rate(s, chip, native)
+    rate, in_bytes = _gemm_rate(precision, chip, native)
     sms = chip.sm_count
 
     def lin(m: float, n: float, k: float) -> tuple[float, float]:
@@ -302,7 +389,7 @@ def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mo
     gemms = [lin(tokens, (h + 2 * kv) / t, h), lin(tokens, h, h / t)]
     up = (2 if model.gated_mlp else 1) * f / t
     if model.is_moe:
-        local = max(1, model.experts // layout.ep)
+        local = max(1, model.experts // ep)
         per_expert = tokens * model.top_k / local
         fc1, fc2 = lin(per_expert, up, h), lin(per_expert, h, f / t)
         gemms += [(local * fc1[0], local * fc1[1]), (local * fc2[0], local * fc2[1]), lin(tokens, model.experts, h)]
@@ -314,43 +401,57 @@ def layer_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: Mo
     # Attention core: fused kernels skip the masked half of the causal square and lose efficiency on short
     # key blocks (with context parallelism each ring step sees seq/cp keys); unfused ones compute the whole
     # square at GEMM efficiency and move the score matrix through memory.
-    flops = TokenFlops.of(model, w.seq).layer_attention * tokens / t  # one forward pass, full square
-    flash = w.attention != "unfused" and ("flash_attention" in chip.fast_paths or native)
+    flops = 4.0 * seq * h * tokens / t  # one forward pass, full square
+    flash = attention != "unfused" and ("flash_attention" in chip.fast_paths or native)
     attn_bytes = 0.0
     if flash:
-        keys = w.seq / layout.cp
-        rate = chip.attention_rate(w.attention) * keys / (keys + KERNELS.attention_seq_half)
+        keys = seq / cp
+        rate = chip.attention_rate(attention) * keys / (keys + KERNELS.attention_seq_half)
         attn_fwd = 0.5 * flops / rate
     else:
         head_dim = h / model.heads
         eff = chip.gemm_efficiency * head_dim / (head_dim + KERNELS.unfused_head_dim_half)
         attn_fwd = flops / (chip.bf16_peak_flops * eff)
-        attn_bytes = KERNELS.unfused_attention_bytes * model.heads / t * w.seq / layout.cp
+        attn_bytes = KERNELS.unfused_attention_bytes * model.heads / t * seq / cp
     attn_bwd = 2.0 * attn_fwd
 
     # Memory-bound kernels, forward + backward.
-    sp = s.parallelism.sequence_parallel or t == 1
     mlp_elems = f * model.top_k / t
     per_token = KERNELS.norm_bytes * h / (t if sp else 1)
     per_token += (KERNELS.gated_mlp_bytes if model.gated_mlp else KERNELS.mlp_bytes) * mlp_elems
-    if w.precision == "fp8":
+    if precision == "fp8":
         per_token += KERNELS.fp8_cast_bytes * (3 * h / t + mlp_elems)
+    if eager:
+        per_token += KERNELS.eager_norm_bytes * h / (t if sp else 1)
+        if flash and attention != "triton":
+            per_token += KERNELS.eager_unpad_bytes * (2 * h + 2 * kv) / t
+    if recompute == "pointwise":
+        per_token += KERNELS.norm_forward_bytes * h / (t if sp else 1)
+        per_token += (KERNELS.gated_mlp_forward_bytes if model.gated_mlp else KERNELS.mlp_forward_bytes) * mlp_elems
     mem = tokens * (per_token + attn_bytes) / hbm
 
-    if w.recompute == "full":
+    if recompute == "full":
         return LayerCompute(2 * lin_fwd + lin_bwd, 2 * attn_fwd + attn_bwd, mem * 4 / 3, attn_fwd, attn_bwd)
-    if w.recompute == "selective":
+    if recompute == "selective":
         return LayerCompute(lin_fwd + lin_bwd, 2 * attn_fwd + attn_bwd, mem, attn_fwd, attn_bwd)
     return LayerCompute(lin_fwd + lin_bwd, attn_fwd + attn_bwd, mem, attn_fwd, attn_bwd)
 
 
 def logits_compute(s: Scenario, layout: ParallelLayout, chip: ChipSpec, model: ModelSpec) -> float:
     """The output layer and the loss of one micro-batch on the last stage (BF16 on every chip)."""
-    tokens = layout.micro_batch * s.workload.seq / layout.cp
+    w = s.workload
+    return _logits_compute(chip, model, w.seq, layout.tp, layout.cp, layout.micro_batch, eager=w.loss == "eager")
+
+
+def _logits_compute(
+    chip: ChipSpec, model: ModelSpec, seq: int, tp: int, cp: int, micro_batch: int, *, eager: bool = False
+) -> float:
+    tokens = micro_batch * seq / cp
     hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
     bf16 = chip.bf16_peak_flops * chip.gemm_efficiency  # the output layer stays in BF16
-    fwd, bwd = linear_times(tokens, model.vocab / layout.tp, model.hidden, bf16, chip.sm_count, hbm, 2.0)
-    return fwd + bwd + tokens * KERNELS.logit_bytes * model.vocab / layout.tp / hbm
+    fwd, bwd = linear_times(tokens, model.vocab / tp, model.hidden, bf16, chip.sm_count, hbm, 2.0)
+    loss = KERNELS.eager_logit_bytes if eager else KERNELS.logit_bytes
+    return fwd + bwd + tokens * loss * model.vocab / tp / hbm
 
 
 # ------------------------------------------------------------------ step
@@ -367,6 +468,14 @@ def _exposed(comm: Split, window: float, stolen: float) -> Split:
     return coll.scale(comm, cost / total)
 
 
+def _in_network(r: LinkRates) -> bool:
+    """Every side of the group that carries data reduces in the network."""
+    g = r.group
+    inside = g.n_local <= 1 or r.up_in_network
+    across = g.n_nodes <= 1 or r.out_in_network
+    return inside and across and g.size > 1
+
+
 def _tail_exposed(comm: Split, window: float, stolen: float, tail: float) -> Split:
     """As `_exposed`, with a `tail` share of the collective that cannot overlap (the last bucket)."""
     tail = min(1.0, tail)
@@ -376,9 +485,11 @@ def _tail_exposed(comm: Split, window: float, stolen: float, tail: float) -> Spl
 def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> StepEstimate:
     """Step time, breakdown and factors for a scenario with the given layout and topology links."""
     w, feats = s.workload, s.features
-    chip = s.cluster.chip_spec
+    cluster = s.cluster
+    chip = cluster.chip_spec
     model = w.model_spec()
-    link, fabric = s.cluster.link_spec, s.cluster.fabric.spec
+    seq = w.seq_len or model.seq_len or DEFAULT_SEQ_LEN
+    link, fabric = cluster.link_spec, cluster.fabric.spec
     notes: list[str] = []
 
     def rates(g: GroupLinks) -> LinkRates:
@@ -396,13 +507,12 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         )
 
     m, v, pp, tp = layout.micro_batches, layout.interleave, layout.pp, layout.tp
-    tokens = layout.micro_batch * w.seq / layout.cp
+    tokens = layout.micro_batch * seq / layout.cp
     stolen = 0.0 if feats.async_comm_engine else KERNELS.comm_interference
     full = w.recompute == "full"
 
-    actual = layer_compute(s, layout, chip, model, native=False)
-    native = layer_compute(s, layout, chip, model, native=True)
-    logits = logits_compute(s, layout, chip, model)
+    kernels = job_kernels(s, layout, chip, model, seq)
+    actual, native, logits = kernels.actual, kernels.native, kernels.logits
     if w.precision == "fp8" and not chip.has_fp8:
         notes.append(f"{s.cluster.chip_name} has no FP8 path: FP8 GEMMs run in BF16 (generality < 1)")
     if w.attention != "unfused" and "flash_attention" not in chip.fast_paths:
@@ -418,7 +528,8 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     else:
         tp_layer = coll.scale(coll.all_reduce(act_bytes, tp_rates), 6 if full else 4)
     if feats.tp_overlap:  # pipelined in chunks: the first (or last) chunk of each collective stays exposed
-        tp_layer = _tail_exposed(tp_layer, actual.linear, stolen, 1.0 / KERNELS.tp_overlap_splits)
+        tp_stolen = stolen * (KERNELS.in_network_interference if _in_network(tp_rates) else 1.0)
+        tp_layer = _tail_exposed(tp_layer, actual.linear, tp_stolen, 1.0 / KERNELS.tp_overlap_splits)
 
     # Context parallel: ring attention. Each of the cp-1 steps passes a K/V block (forward; backward K, V and
     # their gradients) while the attention of the block in hand runs.
@@ -457,7 +568,7 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         pp_comm = coll.add(fill, coll.scale(steady, stolen) if v > 1 else steady)
 
     # Data parallel over dp × cp (experts over their own dp × cp / ep group).
-    params = stage_params(s, layout, crit)
+    params = _stage_params(model, layout, crit)
     dp_links = links.dp
     if layout.cp > 1:
         dp_links = dp_links.resized(layout.dp * layout.cp, dp_links.n_nodes * links.cp.n_nodes)
@@ -471,23 +582,27 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     # Collectives run per gradient bucket (per layer with ZeRO-3): the bandwidth of one, the latency of each;
     # the last bucket cannot hide under the backward.
     bucket = max(KERNELS.dp_bucket_params, 1e6 * layout.dp * layout.cp)
-    buckets = max(1, crit_layers) if zero >= 3 else max(1, ceil(dp_total / bucket))
+    buckets = max(1, crit_layers) if zero >= 2 else max(1, ceil(dp_total / bucket))
     tail = 1.0 / buckets
+    dp_stolen = stolen * (KERNELS.in_network_interference if _in_network(dp_rates) else 1.0)
     gather = coll.in_pieces(coll.all_gather, dp_total * KERNELS.param_gather_bytes, dp_rates, buckets)
     reduce = coll.in_pieces(coll.reduce_scatter, dp_total * grad_bytes, dp_rates, buckets)
     if zero == 0:
         all_reduce = coll.in_pieces(coll.all_reduce, dp_total * grad_bytes, dp_rates, buckets)
-        dp = _tail_exposed(all_reduce, backward_window, stolen, tail)
-    elif zero <= 2:
-        if zero == 1:
-            dp = _tail_exposed(reduce, backward_window, stolen, tail)
-        else:  # gradients leave every micro-batch's backward
-            dp = coll.scale(_tail_exposed(reduce, backward_window, stolen, tail), m)
-        dp = coll.add(dp, _exposed(gather, forward_window, stolen))
-    else:  # ZeRO-3 / FSDP: gather for every forward and backward, reduce every backward
+        dp = _tail_exposed(all_reduce, backward_window, dp_stolen, tail)
+    elif zero == 1:
+        dp = coll.add(
+            _tail_exposed(reduce, backward_window, dp_stolen, tail), _exposed(gather, forward_window, dp_stolen)
+        )
+    elif zero == 2:  # FSDP SHARD_GRAD_OP: every micro-batch gathers before its forward and reduces after its backward
         per_mb = coll.add(
-            _exposed(gather, forward_window, stolen),
-            _tail_exposed(coll.add(gather, reduce), backward_window, stolen, tail),
+            _exposed(gather, forward_window, dp_stolen), _tail_exposed(reduce, backward_window, dp_stolen, tail)
+        )
+        dp = coll.scale(per_mb, m)
+    else:  # ZeRO-3 / FSDP FULL_SHARD: gather for every forward and backward, reduce every backward
+        per_mb = coll.add(
+            _exposed(gather, forward_window, dp_stolen),
+            _tail_exposed(coll.add(gather, reduce), backward_window, dp_stolen, tail),
         )
         dp = coll.scale(per_mb, m)
     if zero >= 1:
@@ -521,9 +636,9 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
         straggler_s=straggler,
     )
 
-    mflops = model_flops_per_token(model, w.seq, w.attention_flops)
-    hflops = hardware_flops_per_token(model, w.seq, w.recompute, w.attention_flops)
-    tokens_step = layout.dp * layout.micro_batch * m * w.seq
+    mflops = model_flops_per_token(model, seq, w.attention_flops)
+    hflops = hardware_flops_per_token(model, seq, w.recompute, w.attention_flops)
+    tokens_step = layout.dp * layout.micro_batch * m * seq
     ideal = tokens_step * mflops / layout.chips / chip.bf16_peak_flops
     node_time = compute + inside
     factors = Factors(
@@ -534,8 +649,8 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     )
     if not math.isfinite(step):
         notes.append("a chip of the job has no working path to its peers: the job cannot run")
-    stages = memory_per_stage(s, layout)
-    worst = max(stages, key=lambda b: b.total)
+    stages = _memory_per_stage(s, layout, model, seq)
+    worst = max(stages, key=_total)
     capacity = chip.memory_gb * GB
     hints: tuple[str, ...] = ()
     if worst.total > capacity:

@@ -20,6 +20,14 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+TRITON_FLASH_ATTENTION_SHARE = 0.5
+"""The 2022 Triton FlashAttention (flash_attn_triton.py, which llm-foundry's attn_impl "triton" runs) against
+FlashAttention-2 on the same chip: its docstring says its forward + backward is "slightly slower than" the CUDA
+FlashAttention(-1), and FlashAttention-2 is "around 2x" FlashAttention(-1) (Dao 2023, arXiv 2307.08691, abstract).
+Both measured on A100; that the ratio holds on H100, where neither kernel uses Hopper's tensor-memory features,
+is an assumption."""
+
+
 class ChipSpec(_Spec):
     """One accelerator: peaks, memory, and the achieved efficiencies the step model uses."""
 
@@ -88,8 +96,10 @@ class ChipSpec(_Spec):
     def attention_rate(self, kernel: str) -> float:
         """Achieved FLOP/s of fused attention on long sequences (model FLOPs: backward = 2 x forward)."""
         eff = self.attention_efficiency
-        if kernel == "flash2" and self.flash2_attention_efficiency is not None:
+        if kernel in ("flash2", "triton") and self.flash2_attention_efficiency is not None:
             eff = self.flash2_attention_efficiency
+        if kernel == "triton":
+            eff *= TRITON_FLASH_ATTENTION_SHARE
         return self.bf16_peak_flops * eff
 
     def capped(self, cap_w: float) -> ChipSpec:

@@ -6,7 +6,9 @@ Memory per chip is physics and is checked in perf.memory.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from .errors import Problem, show
 from .models import PARAMS_TOLERANCE, Scenario
@@ -30,6 +32,11 @@ class ParallelLayout:
     def chips(self) -> int:
         return self.tp * self.cp * self.pp * self.dp
 
+    @cached_property
+    def chunk_layers(self) -> tuple[tuple[int, ...], ...]:
+        """Layers of each of the `interleave` chunks of each stage (see `chunk_layers`)."""
+        return chunk_layers(self.stage_layers, self.interleave)
+
     def with_dp(self, dp: int) -> ParallelLayout:
         """The same layout with fewer (or more) replicas, each keeping its micro-batches."""
         return replace(self, dp=dp)
@@ -52,6 +59,18 @@ def split_layers(layers: int, pp: int, first: int | None = None, last: int | Non
         base, extra = divmod(rest, len(free))
         for j, i in enumerate(free):
             out[i] = base + (1 if j < extra else 0)
+    return tuple(out)
+
+
+def chunk_layers(stage_layers: Sequence[int], interleave: int) -> tuple[tuple[int, ...], ...]:
+    """Layers of each chunk of each stage: as even as possible, the earlier chunks taking the extra layers,
+    except on the first stage, whose first chunk (with the input embedding) is the shorter one. So a first or
+    last stage one layer short of v chunks has a chunk of the embedding (or the output layer) alone."""
+    out = []
+    for i, n in enumerate(stage_layers):
+        base, extra = divmod(n, interleave)
+        chunks = [base + 1] * extra + [base] * (interleave - extra)
+        out.append(tuple(reversed(chunks)) if i == 0 and len(stage_layers) > 1 else tuple(chunks))
     return tuple(out)
 
 
@@ -153,10 +172,14 @@ def stage_problems(s: Scenario) -> list[Problem]:
                 )
             ]
     split = stage_layers_of(s)
-    if min(split) < p.interleave:
+    short = [i for i, n in enumerate(split) if n < p.interleave - (1 if i in (0, len(split) - 1) else 0)]
+    if short:
         uneven = p.stage_layers is not None or p.first_stage_layers is not None or p.last_stage_layers is not None
+        i = short[0]
         detail = (
-            f"a stage holds only {min(split)} layers ({', '.join(map(str, split))}) for {p.interleave} chunks"
+            f"stage {i} holds only {split[i]} layers ({', '.join(map(str, split))}) for {p.interleave} chunks; "
+            f"every chunk needs a layer, except the first stage's first chunk (it may hold the embedding alone) "
+            f"and the last stage's last chunk (the output layer alone)"
             if uneven
             else f"pp x interleave = {p.pp * p.interleave} chunks exceeds the model's {layers} layers"
         )

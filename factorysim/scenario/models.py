@@ -221,6 +221,9 @@ CUSTOM_MODEL_DEFAULTS: dict[str, Any] = {"vocab": 51200, "gated_mlp": False, "ti
 attention, and ffn_hidden = 4 x hidden): a GPT-style transformer with a plain GELU MLP, separate input and
 output embeddings, and GPT-2's vocabulary padded to 51,200 as Megatron-LM does."""
 
+DEFAULT_SEQ_LEN = 2048
+"""Tokens per sequence when neither the workload nor the model gives one."""
+
 PARAMS_TOLERANCE = 0.05
 """How far a given workload.params_b may be from the count of the shape it comes with."""
 
@@ -251,11 +254,31 @@ class WorkloadConfig(_Section):
     global_batch: PositiveInt = Field(512, le=1_000_000_000, description="sequences per optimizer step")
     micro_batch: PositiveInt = Field(1, le=1_000_000, description="sequences per micro-batch")
     precision: Literal["bf16", "fp8"] = Field("bf16", description="GEMM precision")
-    recompute: Literal["none", "selective", "full"] = Field("none", description="activation recomputation")
-    attention: Literal["flash", "flash2", "unfused"] = Field(
+    recompute: Literal["none", "pointwise", "selective", "full"] = Field(
+        "none",
+        description="activation recomputation: none; pointwise (norm and activation-function outputs rebuilt in "
+        "the backward pass from their inputs, as torch.compile's min-cut partitioner does: less memory, no GEMM "
+        "again); selective (the attention core again, Megatron-LM); full (every layer's forward again from its "
+        "input)",
+    )
+    attention: Literal["flash", "flash2", "triton", "unfused"] = Field(
         "flash",
         description="flash: the chip's best fused attention (FlashAttention-3 or cuDNN on Hopper); flash2: "
-        "FlashAttention-2-class kernels (PyTorch SDPA before FA3); unfused: the score matrix through memory",
+        "FlashAttention-2-class kernels (PyTorch SDPA before FA3); triton: the 2022 Triton FlashAttention "
+        "(flash_attn_triton, llm-foundry's attn_impl triton), FlashAttention-1 class; unfused: the score matrix "
+        "through memory",
+    )
+    kernels: Literal["fused", "eager"] = Field(
+        "fused",
+        description="fused: norms, activation functions and the loss as fused kernels (Megatron-LM, NeMo, "
+        "Transformer Engine, torch.compile); eager: PyTorch eager, each op its own kernel and memory pass "
+        "(LayerNorm's weight gradient in a second pass, FlashAttention's unpadding copies)",
+    )
+    loss: Literal["fused", "eager"] = Field(
+        "fused",
+        description="fused: a fused cross-entropy that keeps one FP32 copy of the logits (Megatron-LM's "
+        "vocab-parallel loss, flash-attn's, llm-foundry's default); eager: PyTorch's cross-entropy under "
+        "autocast (torchtitan): FP32 copies, log-softmax output and gradients, more memory and traffic",
     )
     grad_dtype: Literal["fp32", "bf16"] = Field(
         "fp32",
@@ -286,7 +309,8 @@ class WorkloadConfig(_Section):
     def model_spec(self) -> ModelSpec:
         """The model's shape: the catalog entry with any shape keys given here laid over it, or a custom shape
         on the documented defaults (CUSTOM_MODEL_DEFAULTS), never on another model's fields."""
-        return _model_spec(self.model, self.shape_overrides())
+        d = self.__dict__
+        return _model_spec_of(d["model"], tuple(d[k] for k in _SHAPE_KEYS))
 
     @property
     def model_name(self) -> str:
@@ -298,7 +322,7 @@ class WorkloadConfig(_Section):
 
     @property
     def seq(self) -> int:
-        return self.seq_len or self.model_spec().seq_len or 2048
+        return self.seq_len or self.model_spec().seq_len or DEFAULT_SEQ_LEN
 
     @property
     def tokens_per_step(self) -> int:
@@ -308,6 +332,12 @@ class WorkloadConfig(_Section):
 @lru_cache(maxsize=64)
 def _capped(spec: ChipSpec, cap_w: float) -> ChipSpec:
     return spec.capped(cap_w)
+
+
+@lru_cache(maxsize=1024)
+def _model_spec_of(name: str | None, values: tuple[Any, ...]) -> ModelSpec:
+    """Cached by the shape keys' values in _SHAPE_KEYS order (None where not given)."""
+    return _model_spec(name, tuple((k, v) for k, v in zip(_SHAPE_KEYS, values, strict=True) if v is not None))
 
 
 @lru_cache(maxsize=256)
@@ -333,10 +363,21 @@ def _model_spec(name: str | None, overrides: tuple[tuple[str, Any], ...]) -> Mod
 
 
 class ParallelismConfig(_Section):
-    """How the job is split over chips. Ranks are laid out tp (innermost), cp, dp, pp (outermost)."""
+    """How the job is split over chips. Ranks are laid out tp (innermost), cp, dp, pp (outermost). A scenario
+    that gives none of tp, pp, cp and dp gets a layout chosen by rule when it is loaded: the smallest tp (1, 2,
+    4, ... up to a server's chips, dividing the heads and the MLP width) with which the job fits in memory
+    without a pipeline, else a server-wide tp and the fewest pipeline stages that fit, else (when workload.recompute
+    is not given) the same with full recompute; dp fills the cluster."""
 
-    tp: PositiveInt = Field(1, le=1024, description="tensor parallel degree (inside a scale-up domain)")
-    pp: PositiveInt = Field(1, le=100_000, description="pipeline stages")
+    tp: PositiveInt = Field(
+        1,
+        le=1024,
+        description="tensor parallel degree (inside a scale-up domain); when the scenario gives none of tp, pp, cp "
+        "and dp, the smallest tp with which the job fits (else a server's chips and the fewest pp stages that fit)",
+    )
+    pp: PositiveInt = Field(
+        1, le=100_000, description="pipeline stages (1, or chosen with tp when the scenario gives no layout)"
+    )
     dp: Annotated[int, Field(gt=0, le=1_000_000_000)] | Literal["auto"] = Field(
         "auto", description='data parallel replicas, or "auto" to fill the cluster'
     )
