@@ -71,6 +71,15 @@ def main() -> None:
         f"{med * 1e6:.0f} µs, {1 / med:,.0f} estimates per second"
     )
 
+    from factorysim.perf.power import CostMeter, step_power
+
+    e = estimate_step(s, layout, links)
+    med, _ = median_time(lambda: step_power(s, e, index), repeat=51)
+    print(f"power, energy and cost of an estimate (estimate's section, fabric counted): median {med * 1000:.2f} ms")
+    meter = CostMeter(s, index)
+    med, _ = median_time(lambda: meter.usd_per_million_tokens(s, e), repeat=201)
+    print(f"cost per token of one more layout (search --objective cost_per_token): median {med * 1e6:.0f} µs")
+
     def cli():
         subprocess.run([sys.executable, "-m", "factorysim", "estimate", str(BIG)], check=True, capture_output=True)
 

@@ -131,15 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "estimate",
-        help="step time, MFU and the factors of one training step",
+        help="step time, MFU, the factors, power and cost of one training step",
         description="Estimate one training step: step time and where it goes, tokens/s, MFU (model "
         "FLOPs) and HFU (with recompute) against dense BF16 peak, memory per chip on the worst pipeline "
-        "stage, and the factors as a waterfall from peak to delivered. A job that does not fit in memory "
-        "is still estimated (as if memory were unlimited) and reported as not fitting, with what would "
-        "make it fit; `run` and the sandbox refuse to start it. A scenario that gives no parallel layout "
-        "(none of parallelism.tp, pp, cp, dp) gets the smallest tp (up to a server's chips) with which its "
-        "model fits without a pipeline, else a server-wide tp and the fewest pp stages that fit, else (when "
-        "workload.recompute is not given) the same with full recompute; dp fills the cluster.",
+        "stage, and the factors as a waterfall from peak to delivered; then power and cost at the step's "
+        "duty cycle: watts per chip and for the cluster, the peak against [facility] power_mw, energy per "
+        "step, tokens per kWh, joules per model FLOP, cost per hour and per million tokens, emissions, and "
+        "what workload.target_tokens costs. A job that does not fit in memory (estimated as if memory were "
+        "unlimited) or a cluster whose peak is above the facility's limit is still estimated and reported "
+        "as such, with what would fix it; `run` and the sandbox refuse to start it. A scenario that gives no "
+        "parallel layout (none of parallelism.tp, pp, cp, dp) gets the smallest tp (up to a server's chips) "
+        "with which its model fits without a pipeline, else a server-wide tp and the fewest pp stages that "
+        "fit, else (when workload.recompute is not given) the same with full recompute; dp fills the cluster.",
     )
     _scenario_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -268,6 +271,7 @@ def _explore_parsers(sub) -> None:
         "  factorysim search FILE --vary cluster.chip                  compare every catalog chip\n"
         "  factorysim search FILE --vary cluster.chip=H100-SXM-80GB,B200 --vary workload.precision\n"
         "  factorysim search FILE --objective time_to_target           with faults, for the target tokens\n"
+        "  factorysim search FILE --vary cluster.chip --objective cost_per_token\n"
         "  factorysim search FILE --write best.toml --report search.html",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -276,8 +280,9 @@ def _explore_parsers(sub) -> None:
         "--objective",
         choices=list(OBJECTIVES),
         default="tokens_per_s",
-        help="rank by tokens/s (default), MFU, or time to workload.target_tokens with the expected "
-        "effective training time of each layout's node groups",
+        help="rank by tokens/s (default), MFU, time to workload.target_tokens with the expected "
+        "effective training time of each layout's node groups, or cost_per_token: electricity and amortised "
+        "hardware per million tokens, fault-free (as estimate shows it)",
     )
     p.add_argument(
         "--vary",
@@ -458,14 +463,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from . import estimate, load_scenario
-    from .console import print_estimate
+    from .console import print_estimate, print_power
+    from .perf.power import PowerUnknown, step_power
+    from .topology.edits import index_for
 
     scenario = load_scenario(args.scenario, args.overrides, memory=False)
-    result = estimate(scenario)
+    index = index_for(scenario.cluster, scenario.topology.edits)
+    result = estimate(scenario, index)
+    power, unknown = None, None
+    try:
+        power = step_power(scenario, result, index)
+    except PowerUnknown as exc:
+        unknown = str(exc)
     if args.json:
-        print(json.dumps({"scenario": scenario.name, **result.as_dict()}, indent=2))
+        power_json = power.as_dict(scenario.workload.target_tokens) if power else {"unknown": unknown}
+        print(json.dumps({"scenario": scenario.name, **result.as_dict(), "power": power_json}, indent=2))
     else:
-        print_estimate(_console(), scenario, result)
+        console = _console()
+        print_estimate(console, scenario, result)
+        if not result.blocked:
+            console.print()
+            print_power(console, scenario, power, unknown)
     if args.strict and not result.fits:
         from .perf import memory_problems
 
@@ -767,7 +785,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     print_rows(
         console,
         "Chips",
-        ["name", "BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "TB/s", "scale-up"],
+        ["name", "BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "TB/s", "scale-up", "TDP W", "price $"],
         [
             (
                 n,
@@ -776,11 +794,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                 f"{c.memory_gb:g}",
                 f"{c.hbm_tb_s:g}",
                 c.scale_up or "-",
+                (f"{c.tdp_w:g}" + ("*" if c.power_source.startswith("none") else "")) if c.tdp_w else "-",
+                f"{c.price_usd:,.0f}" if c.price_usd else "-",
             )
             for n, c in cat.chips.items()
         ],
     )
-    console.print("  * derived, see `factorysim catalog --json` for sources and assumptions\n")
+    console.print(
+        "  * derived or assumed, see `factorysim catalog --json` for sources and assumptions "
+        "(power and prices: scenario/data/power.toml)\n"
+    )
     print_rows(
         console,
         "Scale-up links",
@@ -791,8 +814,19 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     print_rows(
         console,
         "Fabrics",
-        ["name", "Gb/s per port", "switch radix"],
-        [(n, f"{x.port_gbps:g}", x.switch_radix) for n, x in cat.fabrics.items()],
+        ["name", "Gb/s per port", "switch radix", "switch W", "optics W/port", "NIC W", "switch $"],
+        [
+            (
+                n,
+                f"{x.port_gbps:g}",
+                x.switch_radix,
+                f"{x.switch_w:g}" if x.switch_w is not None else "-",
+                f"{x.port_w:g}" if x.port_w is not None else "-",
+                f"{x.nic_w:g}" if x.nic_w is not None else "-",
+                f"{x.switch_usd:,.0f}" if x.switch_usd is not None else "-",
+            )
+            for n, x in cat.fabrics.items()
+        ],
     )
     console.print()
     print_rows(

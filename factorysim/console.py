@@ -125,6 +125,97 @@ def print_estimate(console: Console, s: Scenario, e: StepEstimate) -> None:
     console.print(breakdown_table(e))
 
 
+def usd(x: float) -> str:
+    """Dollars with sense: $0.047, $91.83, $4,723, $40.8 M."""
+    if x >= 1e6:
+        return f"${x / 1e6:,.3g} M" if x < 1e9 else f"${x / 1e9:,.3g} B"
+    if x >= 100:
+        return f"${x:,.0f}"
+    return f"${x:.3g}" if x < 1 else f"${x:,.2f}"
+
+
+def amount(x: float) -> str:
+    """A quantity to a sensible precision: 4.37, 511, 32,769."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def watts(x: float) -> str:
+    """Power in W, kW or MW."""
+    if x >= 1e6:
+        return f"{x / 1e6:.3g} MW"
+    if x >= 1e3:
+        return f"{x / 1e3:.3g} kW"
+    return f"{x:.0f} W"
+
+
+def print_power(console: Console, s: Scenario, sp, unknown: str | None = None) -> None:
+    """`estimate`'s power, energy and cost section (sp: perf.power.StepPower; `unknown`: why there is none)."""
+    console.print(Text("Power and cost", style="italic"), Text("(fault-free, at the step's duty cycle)", style="dim"))
+    if sp is None:
+        console.print(Text(f"  unknown: {unknown}", style="yellow"))
+        return
+    m, ph = sp.model, sp.phases
+    step = ph.total or 1.0
+    cap = f", capped at {m.chip.cap_w:g} W" if m.chip.cap_w is not None else ""
+    console.print(
+        f"  per chip {sp.chip_w:.0f} W over a step{cap}: GEMM-bound {m.chip.gemm_w:.0f} W {ph.gemm_s / step:.0%} of the "
+        f"time, memory-bound {m.chip.memory_w:.0f} W {ph.memory_s / step:.0%}, waiting {m.chip.waiting_w:.0f} W "
+        f"{ph.waiting_s / step:.0%}; idle {m.chip.idle_w:.0f} W"
+    )
+    console.print(
+        f"  cluster {watts(sp.it_w)} IT (job {watts(sp.job_it_w)} with hosts at {watts(m.host_w)} a server, spares "
+        f"{watts(sp.spares_it_w)}, fabric {watts(sp.fabric_w)}: {sp.inventory.switches:,} switches, "
+        f"{sp.inventory.switch_ports:,} switch ports, {sp.inventory.nic_ports:,} NICs) · {watts(sp.site_w)} at the "
+        f"meter (PUE {m.pue:.2f}) · peak {watts(sp.peak_site_w)}"
+    )
+    limit = s.facility.power_mw
+    if limit is not None:
+        over = sp.peak_site_w / 1e6 > limit
+        line = f"  facility limit {limit:g} MW: peak {sp.peak_site_w / 1e6:.2f} MW, " + (
+            "OVER: `factorysim run` would refuse the cluster"
+            if over
+            else f"{limit - sp.peak_site_w / 1e6:.2f} MW spare"
+        )
+        console.print(Text(line, style="bold red" if over else ""))
+    console.print(
+        f"  energy per step {si(sp.energy_per_step_j, 'J')} · {sp.tokens_per_kwh:,.0f} tokens per kWh · "
+        f"{sp.joules_per_flop * 1e12:.2f} pJ per model FLOP"
+    )
+    hardware = (
+        f"{usd(sp.capex_usd_per_hour)} hardware over {m.amortization_years:g} y"
+        if sp.capex_usd_per_hour is not None
+        else "hardware not priced"
+    )
+    console.print(
+        f"  cost {usd(sp.usd_per_hour)} per hour ({usd(sp.electricity_usd_per_hour)} electricity at "
+        f"${m.usd_per_kwh:g}/kWh, {hardware}) · {usd(sp.usd_per_million_tokens)} per million tokens · "
+        f"{sp.co2_kg_per_hour:,.0f} kg CO2 per hour at {m.carbon_g_per_kwh:g} g/kWh"
+    )
+    target = s.workload.target_tokens
+    if target:
+        to = sp.to_tokens(target)
+        console.print(
+            f"  {target:.3g} target tokens: {amount(to['energy_mwh'])} MWh, {usd(to['usd'])} "
+            f"({usd(to['electricity_usd'])} of it electricity), {amount(to['co2_t'])} t CO2"
+        )
+    console.print(
+        f"  swings: {watts(sp.stop_swing_w)} when the whole job stops at once (a checkpoint, a hang, a restart); "
+        f"{watts(sp.phase_swing_w)} between compute and communication inside a step"
+    )
+    unpriced = [k for k, v in sp.capex_parts.items() if v is None]
+    if unpriced:
+        console.print(Text(f"  not priced: {', '.join(unpriced)} (set them in [cost])", style="dim"))
+    assumed = m.assumptions
+    if assumed:
+        console.print(
+            Text(
+                f"  assumptions in use: {', '.join(assumed)}; sources and assumptions: "
+                "factorysim/scenario/data/power.toml",
+                style="dim",
+            )
+        )
+
+
 def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEstimate) -> None:
     """A run's (or the mean of several runs') summary: output, interruptions, what the faults cost."""
     from .scenario.units import human_duration
@@ -183,6 +274,9 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
         ["where", "chip-hours"],
         [(labels.get(k, k), f"{v:,.0f}") for k, v in lost.items()],
     )
+    if summary.get("power"):
+        console.print()
+        print_run_power(console, s, summary["power"], runs, spread.get("power", {}))
     console.print()
     from dataclasses import replace
 
@@ -191,6 +285,67 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
     console.print(waterfall_table(shown))
     if summary.get("fingerprint"):
         console.print(Text(f"\nfingerprint {summary['fingerprint']}", style="dim"))
+
+
+def print_run_power(console: Console, s: Scenario, p: dict, runs: int = 1, spread: dict | None = None) -> None:
+    """A run's energy, power, swing, energy lost to faults and cost (p: RunSummary.power, or its mean)."""
+    spread = spread or {}
+
+    def sd(key: str, fmt: str, unit: str, scale: float = 1.0) -> str:
+        text = format(p[key] * scale, fmt)
+        if runs > 1 and key in spread:
+            text += " ± " + format(spread[key] * scale, fmt)
+        return text + unit
+
+    console.print(
+        Text("Power and cost", style="italic"), Text("(the cluster's draw by state over the run)", style="dim")
+    )
+    console.print(
+        f"  energy {sd('energy_mwh', ',.4g', ' MWh')} at the meter · mean {watts(p['mean_w'])}, "
+        f"peak {watts(p['peak_w'])} (fault-free {watts(p['fault_free_w'])}) · "
+        f"{sd('tokens_per_kwh', ',.0f', '')} tokens per kWh"
+    )
+    console.print(
+        f"  largest swing within a minute {sd('swing_w', '.3g', ' MW', 1e-6)} "
+        "(a checkpoint pause, a hang, a stop or a restart of the whole job)"
+    )
+    limit = p.get("facility_mw")
+    if limit is not None:
+        over = p["peak_w"] / 1e6 > limit
+        console.print(
+            Text(
+                f"  facility limit {limit:g} MW: peak {p['peak_w'] / 1e6:.2f} MW" + (" — OVER" if over else ""),
+                style="bold red" if over else "",
+            )
+        )
+    hardware = (
+        f"{usd(p['hardware_usd'])} hardware amortised" if p.get("hardware_usd") is not None else "hardware not priced"
+    )
+    per_m = p.get("usd_per_million_tokens")
+    console.print(
+        f"  cost {usd(p['usd'])} ({usd(p['electricity_usd'])} electricity at ${p['usd_per_kwh']:g}/kWh, {hardware}) · "
+        f"{usd(p['usd_per_hour'])} per hour · " + (f"{usd(per_m)} per million tokens" if per_m else "no tokens")
+    )
+    console.print(f"  emissions {amount(p['co2_t'])} t CO2 at {p['carbon_g_per_kwh']:g} g/kWh")
+    to = p.get("to_target")
+    if to and s.workload.target_tokens:
+        console.print(
+            f"  {s.workload.target_tokens:.3g} target tokens at this run's rate: {amount(to['energy_mwh'])} MWh, "
+            f"{usd(to['usd'])} ({usd(to['electricity_usd'])} of it electricity), {amount(to['co2_t'])} t CO2"
+        )
+    labels = {"downtime": "job down (detect, restart)", "waiting_for_spares": "job down waiting for spares",
+              "checkpoints": "checkpoint pauses", "slowdown_and_width": "slow chips/links, fewer replicas",
+              "rolled_back": "work lost to rollbacks", "servers_off": "servers off in repair (not drawn)"}  # fmt: skip
+    lost = p["lost_energy_mwh_by"]
+    total = p["lost_energy_mwh"]
+    print_rows(
+        console,
+        f"Energy lost to faults: {amount(total)} MWh ({total / p['energy_mwh']:.2%} of the energy)"
+        if p["energy_mwh"] > 0
+        else "Energy lost to faults",
+        ["where", "MWh"],
+        [(labels.get(k, k), f"{v:,.1f}") for k, v in lost.items()],
+    )
 
 
 def print_rows(console: Console, title: str, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:

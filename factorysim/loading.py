@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from .engine.faults import Fault
 from .perf.job import default_layout, feasibility_problems
+from .perf.power import power_problems
 from .scenario.errors import Problem, ScenarioError
 from .scenario.files import load_scenario_file
 from .scenario.models import Scenario
@@ -35,9 +36,11 @@ def check_scenario(scenario: Scenario, edits_checked: bool = False, *, memory: b
     """Checks that need the physics or the graph: memory per chip, topology edits, scheduled fault targets.
 
     `edits_checked`: the caller has already applied the topology edits to a graph (building one is slow).
-    `memory`: refuse a job that does not fit in its chips' memory (a run would crash out of memory).
+    `memory`: refuse a job that does not fit in its chips' memory (a run would crash out of memory) or a cluster
+    whose peak power is above the facility's limit (`estimate` times both and says so).
     """
     problems = feasibility_problems(scenario) if memory else []
+    problems += power_problems(scenario, facility=memory)
     try:
         if scenario.topology.edits and not edits_checked:
             cluster_graph(scenario.cluster, scenario.topology.edits)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
+from .console import amount, usd, watts
 from .engine import Simulation
 from .labels import FACTOR_NAMES, describe, si
 from .perf import StepEstimate
@@ -90,7 +91,7 @@ class rc_context:
 
 
 def line_chart(title: str, runs: Sequence[tuple[str, list[float], list[float]]], ylabel: str,
-               percent: bool = False, reference: float | None = None) -> str:  # fmt: skip
+               percent: bool = False, reference: float | None = None, limit: float | None = None) -> str:  # fmt: skip
     fig, ax = _figure()
     for i, (label, t, y) in enumerate(runs):
         days = [x / DAY for x in t]
@@ -100,10 +101,12 @@ def line_chart(title: str, runs: Sequence[tuple[str, list[float], list[float]]],
         ax.axhline(
             reference * (100 if percent else 1), color="#6b7280", linestyle="--", linewidth=0.9, label="fault-free"
         )
+    if limit is not None:
+        ax.axhline(limit, color="#dc2626", linestyle=":", linewidth=1.0, label="facility limit")
     ax.set_title(title, loc="left", fontsize=11)
     ax.set_xlabel("sim time (days)")
     ax.set_ylabel(ylabel)
-    if len(runs) > 1 or reference is not None:
+    if len(runs) > 1 or reference is not None or limit is not None:
         ax.legend(frameon=False, fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3)
     return _svg(fig)
 
@@ -186,6 +189,79 @@ def summary_rows(r: RunResult) -> list[tuple[str, str]]:
     if s.get("time_to_target_s"):
         rows.append(("target tokens reached after", human_duration(s["time_to_target_s"])))
     return rows
+
+
+def power_rows(r: RunResult) -> list[tuple[str, str]]:
+    """The run's energy, power, swing and cost (none when its chip or fabric gives no power figures)."""
+    p = r.summary.get("power")
+    if not p:
+        return []
+    per_m = p.get("usd_per_million_tokens")
+    hardware = usd(p["hardware_usd"]) if p.get("hardware_usd") is not None else "not priced"
+    rows = [
+        ("energy at the meter", f"{amount(p['energy_mwh'])} MWh ({p['tokens_per_kwh']:,.0f} tokens per kWh)"),
+        ("power: mean / peak / fault-free", f"{watts(p['mean_w'])} / {watts(p['peak_w'])} / {watts(p['fault_free_w'])}"),
+        ("largest swing within a minute", watts(p["swing_w"])),
+        ("energy lost to faults", f"{amount(p['lost_energy_mwh'])} MWh"),
+        ("cost", f"{usd(p['usd'])}: electricity {usd(p['electricity_usd'])} at ${p['usd_per_kwh']:g}/kWh, "
+                 f"hardware {hardware}"),
+        ("cost per hour / per million tokens", f"{usd(p['usd_per_hour'])} / " + (usd(per_m) if per_m else "-")),
+        ("emissions", f"{amount(p['co2_t'])} t CO2 at {p['carbon_g_per_kwh']:g} g/kWh"),
+    ]  # fmt: skip
+    if p.get("facility_mw") is not None:
+        rows.insert(2, ("facility limit", f"{p['facility_mw']:g} MW"))
+    to = p.get("to_target")
+    if to:
+        rows.append(
+            (
+                "to reach target_tokens at this rate",
+                f"{amount(to['energy_mwh'])} MWh, {usd(to['usd'])}, {amount(to['co2_t'])} t CO2",
+            )
+        )
+    return rows
+
+
+def power_chart(title: str, results: Sequence[tuple[str, RunResult]]) -> str | None:
+    """Site power over time, MW, with the fault-free draw (one run) and the facility's limit (when set)."""
+    runs = [
+        (name, r.series["t"], [w / 1e6 for w in r.series["power_w"]]) for name, r in results if "power_w" in r.series
+    ]
+    if not runs:
+        return None
+    first = results[0][1].summary.get("power") or {}
+    reference = first.get("fault_free_w", 0) / 1e6 if len(results) == 1 else None
+    limits = {(r.summary.get("power") or {}).get("facility_mw") for _, r in results}
+    limit = limits.pop() if len(limits) == 1 else None
+    return line_chart(title, runs, "MW at the meter", reference=reference, limit=limit)
+
+
+def _power_section(results: Sequence[tuple[str, RunResult]]) -> list[str]:
+    chart = power_chart("Site power", results)
+    if chart is None:
+        return []
+    body = ["<h2>Power and cost</h2>"]
+    if len(results) == 1:
+        r = results[0][1]
+        body.append(_table(["", r.scenario.name], power_rows(r)))
+    body.append(
+        _figure_html(
+            chart,
+            "Each point: the mean draw since the point before (a checkpoint pause shorter than that is averaged in).",
+        )
+    )
+    losses = [(name, r.summary["power"]["lost_energy_mwh_by"]) for name, r in results if r.summary.get("power")]
+    if losses:
+        keys = list(losses[0][1])
+        body.append(
+            _figure_html(
+                bar_chart(
+                    "Energy lost to faults", keys, [(name, [lost[k] for k in keys]) for name, lost in losses], "MWh"
+                ),
+                "Against the energy the same tokens need fault-free; servers off in repair draw less than the "
+                "fault-free cluster's idle spares (negative).",
+            )
+        )
+    return body
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -282,6 +358,7 @@ def run_report(r: RunResult) -> str:
         _figure_html(
             bar_chart("Lost chip-hours", list(lost), [(r.scenario.name, list(lost.values()))], "chip-hours"), ""
         ),
+        *_power_section([(r.scenario.name, r)]),
     ]
     return _page(
         f"factorysim run: {r.scenario.name}", f"seed {s['seed']}, {human_duration(s['duration_s'])} of sim time", body
@@ -318,6 +395,26 @@ def compare_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str, str]]:
             pct(sa["lost_chip_hours"], sb["lost_chip_hours"]),
         ),
     ]
+    pa, pb = sa.get("power"), sb.get("power")
+    if pa and pb:
+
+        def money(key: str) -> tuple[str, str, str]:
+            x, y = pa.get(key), pb.get(key)
+            return (usd(x) if x is not None else "-", usd(y) if y is not None else "-", pct(x, y) if x and y else "")
+
+        rows += [
+            ("energy (MWh)", amount(pa["energy_mwh"]), amount(pb["energy_mwh"]), pct(pa["energy_mwh"], pb["energy_mwh"])),
+            ("mean power", watts(pa["mean_w"]), watts(pb["mean_w"]), pct(pa["mean_w"], pb["mean_w"])),
+            ("peak power", watts(pa["peak_w"]), watts(pb["peak_w"]), pct(pa["peak_w"], pb["peak_w"])),
+            ("largest swing within a minute", watts(pa["swing_w"]), watts(pb["swing_w"]), pct(pa["swing_w"], pb["swing_w"])),
+            ("tokens per kWh", f"{pa['tokens_per_kwh']:,.0f}", f"{pb['tokens_per_kwh']:,.0f}",
+             pct(pa["tokens_per_kwh"], pb["tokens_per_kwh"])),
+            ("energy lost to faults (MWh)", amount(pa["lost_energy_mwh"]), amount(pb["lost_energy_mwh"]),
+             pct(pa["lost_energy_mwh"], pb["lost_energy_mwh"])),
+            ("cost", *money("usd")),
+            ("cost per million tokens", *money("usd_per_million_tokens")),
+            ("CO2 (t)", amount(pa["co2_t"]), amount(pb["co2_t"]), pct(pa["co2_t"], pb["co2_t"])),
+        ]  # fmt: skip
     return rows
 
 
@@ -367,6 +464,7 @@ def compare_report(a: RunResult, b: RunResult) -> str:
             ),
             "",
         ),
+        *_power_section([(na, a), (nb, b)]),
     ]
     return _page(
         f"factorysim compare: {na} vs {nb}",

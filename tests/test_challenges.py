@@ -19,6 +19,8 @@ ZERO_INTERRUPTION = [
 WINNING_MOVES = {
     "layout-101": [("parallelism.tp", 2), ("parallelism.pp", 1), ("workload.recompute", "selective")],
     "fp8-switch": [("workload.precision", "fp8")],
+    "blanket-cap": [("cluster.power_cap_w", 640)],
+    "cooling-retrofit": [("facility.pue", 1.1), ("cluster.power_cap_w", 700)],
     "moe-in-the-box": [("parallelism.ep", 4)],
     "spare-parts": [("cluster.nodes", 136), ("cluster.spare_nodes", 8)],
     "checkpoint-cadence": [("reliability.checkpoint_async", True), ("reliability.checkpoint_interval", "10m")],
@@ -75,6 +77,17 @@ def test_a_challenge_refuses_edits_it_does_not_allow_and_keeps_its_budgets():
 def test_partial_moves_do_not_win_the_hard_challenge():
     status = play("hundred-k-99", ZERO_INTERRUPTION[:1]).status()
     assert status.state == "lost"
+
+
+def test_a_power_budget_refuses_a_cap_the_hall_cannot_feed_and_half_the_retrofit_does_not_win():
+    sb = Sandbox(load_challenge("blanket-cap"))
+    refused = sb.edit("cluster.power_cap_w", 670).message
+    assert "peak is 20.01 MW" in refused and "above the facility's 20 MW" in refused
+    assert sb.scenario.cluster.power_cap_w == 400
+    retrofit = Sandbox(load_challenge("cooling-retrofit"))
+    assert "above the facility's 21 MW" in retrofit.edit("cluster.power_cap_w", 500).message
+    assert "at least 1.1" in retrofit.edit("facility.pue", 1.0).message
+    assert play("cooling-retrofit", [("facility.pue", 1.1)]).status().state == "lost"
 
 
 def test_cli_lists_challenges_and_judges_a_run(capsys):

@@ -94,9 +94,10 @@ def test_run_report_shows_the_runs_figures_in_its_tables_and_charts(tmp_path, ca
     text = out.read_text()
     check_html(text)
     charts = svgs(text)
-    assert len(charts) == 6
+    assert len(charts) == 8
     for title in ("Tokens per second", "Effective training time ratio", "The five factors",
-                  "Job interruptions by cause", "Model FLOP/s after each factor", "Lost chip-hours"):  # fmt: skip
+                  "Job interruptions by cause", "Model FLOP/s after each factor", "Lost chip-hours",
+                  "Site power", "Energy lost to faults"):  # fmt: skip
         assert title in text
     sim = Simulation(load_scenario(path), seed=1, metrics=True)  # the same run, through the library
     sim.run_until(10 * 86400)
@@ -129,7 +130,7 @@ def test_compare_shows_both_scenarios_and_writes_a_report(tmp_path, capsys):
     assert rows["ETTR"]["change"] == f"{(ettr_b - ettr_a) * 100:+.2f} pts"
     text = out.read_text()
     check_html(text)
-    assert len(svgs(text)) == 6
+    assert len(svgs(text)) == 8  # six, and site power and energy lost to faults
     assert table_cells(text)["ETTR"] == [f"{ettr_a:.2%}", f"{ettr_b:.2%}", rows["ETTR"]["change"]]
 
 
@@ -149,7 +150,8 @@ def test_names_are_plain_text_in_charts_and_tables(tmp_path, capsys, name):
     for chart in svgs(text):  # every chart is well-formed SVG
         assert chart is not None
     in_charts = sum(html.unescape(chart).count(name) for chart in re.findall(r"<svg.*?</svg>", text, re.S))
-    assert in_charts == 10  # both names in 4 legends (waterfall, tokens, ETTR, interruptions) and 2 titles
+    # both names in 6 legends (waterfall, tokens, ETTR, interruptions, site power, energy lost) and 2 titles
+    assert in_charts == 14
     if "$" in name:  # run --report crashed on it too (the charts are the same code)
         assert main(["run", str(STARTER), *args, "--report", str(tmp_path / "run.html")]) == 0
 

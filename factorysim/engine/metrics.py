@@ -11,7 +11,7 @@ import numpy as np
 COLUMNS = (
     "t", "tokens", "progress", "tokens_per_s", "mfu", "ettr", "stability",
     "healthy", "failed", "in_repair", "spare",
-    "generality", "chip", "node", "cluster",
+    "generality", "chip", "node", "cluster", "power_w",
 )  # fmt: skip
 
 
@@ -45,7 +45,11 @@ class TimeSeries:
         return self._rows[: self._n, COLUMNS.index(name)]
 
     def as_dict(self) -> dict[str, list[float]]:
-        return {name: self.column(name).tolist() for name in COLUMNS}
+        """Every column; power_w only when the run has power figures (a run without holds NaN there)."""
+        out = {name: self.column(name).tolist() for name in COLUMNS}
+        if self._n and np.isnan(self.column("power_w")).all():
+            del out["power_w"]
+        return out
 
 
 @dataclass
@@ -76,6 +80,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     spare_pool_empty_s: float = 0.0  # time with no spare server in the pool
     waiting_for_spares_s: float = 0.0  # time with a job slot that no spare could fill (waiting for a repair)
+    power: dict[str, Any] | None = None  # energy, power, swing, energy lost, cost (engine.power); None: no figures
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -116,5 +121,25 @@ def aggregate(summaries: list[RunSummary]) -> dict[str, Any]:
     }
     reached = [s.time_to_target_s for s in summaries if s.time_to_target_s is not None]
     out["time_to_target_s"] = float(np.mean(reached)) if len(reached) == len(summaries) else None
+    powers = [s.power for s in summaries]
+    if all(p is not None for p in powers):
+        out["power"], spread["power"] = _aggregate_power(powers)  # type: ignore[arg-type]
     out["spread"] = spread
     return out
+
+
+def _aggregate_power(powers: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Means of a run's power figures over seeds, and the standard deviations of the numeric ones."""
+    first = powers[0]
+    mean: dict[str, Any] = {}
+    spread: dict[str, float] = {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            mean[key] = {k: float(np.mean([p[key][k] for p in powers])) for k in value}
+        elif isinstance(value, (int, float)) and all(isinstance(p.get(key), (int, float)) for p in powers):
+            values = np.array([p[key] for p in powers], dtype=float)
+            mean[key] = float(values.mean())
+            spread[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        else:
+            mean[key] = value if all(p.get(key) == value for p in powers) else None
+    return mean, spread

@@ -10,6 +10,7 @@ the processes it runs:
       fabric.SwitchHealth      switches down or degraded, in the run's own fabric index
       policies.RecoveryPolicy  checkpoint-restart or isolate-group: what a fault does to the job
     progress.Progress        tokens, checkpoints and time accounts, in closed form between events
+    power.PowerMeter         the cluster's draw by state: energy, peak, swings, cost, in closed form too
     recorder.Recorder        every state change: counted, logged, told to listeners
 
 This module runs the loop (take the next event, bring progress up to its time, let the job handle it),
@@ -42,6 +43,7 @@ from .log import EventLog, scenario_hash
 from .metrics import RunSummary, TimeSeries
 from .policies import POLICIES
 from .pool import STATUS
+from .power import PowerMeter
 from .progress import Progress
 from .recorder import Recorder
 from .scheduler import LATE, Scheduler
@@ -75,6 +77,11 @@ class Snapshot:
     spares: int = 0  # servers in the spare pool
     waiting_for_spares: bool = False  # a slot is empty and no spare can fill it
     spare_pool_empty_s: float = 0.0  # so far
+    power_w: float | None = None  # the site's draw now (None: the chip or fabric gives no power figures)
+    swing_w: float = 0.0  # the largest change of site power within a minute so far
+    energy_mwh: float = 0.0  # so far
+    tokens_per_kwh: float = 0.0  # so far
+    facility_mw: float | None = None  # the facility's limit, when the scenario sets one
 
 
 class Simulation:
@@ -129,6 +136,7 @@ class Simulation:
             self.work.watch(scenario.challenge.target)
         self.job = Job(scenario, self.plan, self.index, self.throughput, self.clock, self.work, self.recorder,
                        self.classes)  # fmt: skip
+        self.power = self._power_meter()
 
         interval = sample_interval or max(60.0, scenario.run.duration / 1000)
         self.series = TimeSeries(interval) if metrics else None
@@ -163,6 +171,8 @@ class Simulation:
             job.handle(kind, payload)
             job.refresh_rate()
             self.work.rebase(clock.now)
+            if self.power is not None:
+                self.power.update(job, self.work, clock.now)
             if self.series is not None:
                 self._sample()
         self._integrate(t)
@@ -312,6 +322,16 @@ class Simulation:
         """Effective training time ratio: productive training time (not rolled back) over wall time."""
         return (self.work.train_time - self.work.lost_train) / self.now if self.now > 0 else 1.0
 
+    def _power_meter(self) -> PowerMeter | None:
+        from ..perf.power import PowerUnknown
+
+        try:
+            meter = PowerMeter(self.scenario, self.index, self.base)
+        except PowerUnknown:
+            return None
+        meter.update(self.job, self.work, self.now)
+        return meter
+
     # ------------------------------------------------------------ the closed form between events
 
     def _integrate(self, t: float) -> None:
@@ -343,6 +363,8 @@ class Simulation:
                 self.waiting_s += dt
                 if not job.training:
                     self.waiting_down_s += dt
+        if self.power is not None:
+            self.power.advance(self.work, now, t)
         if job.training:
             self.work.advance(now, t, job.rate)
         self.clock.now = t
@@ -407,6 +429,9 @@ class Simulation:
             factors=factors,
             fingerprint=self.log.fingerprint if self.log is not None else None,
             events=self.events,
+            power=None
+            if self.power is None
+            else self.power.summary(self.now, w.tokens, w.lost_tokens, w.tokens / self.now if self.now > 0 else 0.0),
         )
 
     def write_log(self, path: str) -> None:
@@ -423,7 +448,8 @@ class Simulation:
         )
         self.series.add((self.now, self.work.committed, self.work.tokens, self.tokens_per_s, mfu, self.ettr,
                          self.stability, c["healthy"], c["failed"], c["in_repair"], c["spare"],
-                         f.generality, f.chip, f.node, f.cluster))  # fmt: skip
+                         f.generality, f.chip, f.node, f.cluster,
+                         self.power.sample_w(self.now) if self.power is not None else float("nan")))  # fmt: skip
 
     def snapshot(self) -> Snapshot:
         f = self.job.estimate.factors.as_dict()
@@ -451,7 +477,17 @@ class Simulation:
             spares=len(self.job.pool.spares),
             waiting_for_spares=not self.job.pool.spares and self.job.waiting_for_spares,
             spare_pool_empty_s=self.pool_empty_s,
+            **self._power_now(),
         )
+
+    def _power_now(self) -> dict[str, Any]:
+        p = self.power
+        if p is None:
+            return {}
+        mwh = p.energy_j / 3.6e9
+        return {"power_w": p.now_w, "swing_w": p.swing_w, "energy_mwh": mwh,
+                "tokens_per_kwh": self.work.tokens / (mwh * 1000) if mwh > 0 else 0.0,
+                "facility_mw": self.scenario.facility.power_mw}  # fmt: skip
 
     def _state_name(self) -> str:
         if self.job.hung:

@@ -43,6 +43,7 @@ from ..perf import estimate_step, memory_per_chip, step_links
 from ..perf.flops import model_flops_per_token
 from ..perf.memory import GB
 from ..perf.pipeline import pipeline_time
+from ..perf.power import CostMeter
 from ..perf.step import layer_compute, logits_compute
 from ..scenario.models import Scenario
 from ..scenario.parallel import ParallelLayout
@@ -337,6 +338,7 @@ def evaluate(job: BatchJob) -> BatchResult:
     cap_gb = base.cluster.chip_spec.memory_gb
     capacity = cap_gb * GB  # as StepEstimate.fits compares
     target = base.workload.target_tokens
+    meter = CostMeter(base, index) if obj.needs_cost else None
     result = BatchResult(job.variant)
     floor = ComputeFloor(base)
     domain = walker.domain
@@ -357,7 +359,12 @@ def evaluate(job: BatchJob) -> BatchResult:
                     goodputs[number] = expected_goodput(with_choice(base, choice), layout, index.plan).goodput
                 goodput = goodputs[number]
             t = floor.seconds(choice, layout)
-            bound = obj.value(Measures(tokens / t, ideal / t, t, 0.0, layout.chips, goodput, target))
+            # a cost has no floor here (power depends on the whole step): such layouts are never pruned
+            bound = (
+                0.0
+                if obj.needs_cost
+                else obj.value(Measures(tokens / t, ideal / t, t, 0.0, layout.chips, goodput, target))
+            )
             nodes.append(_Node(obj.key(bound), number, n, choice, layout, goodput))
     nodes.sort(key=lambda x: (x.bound, x.number, x.n))
 
@@ -429,9 +436,8 @@ def evaluate(job: BatchJob) -> BatchResult:
                 if node.number not in links:
                     links[node.number] = step_links(index, layout)
                     index.forget_placements()  # the links are all a batch needs of a placement
-                step = estimate_step(
-                    with_choice(node_scenario, {k: choice[k] for k in inner}, sections), layout, links[node.number]
-                )
+                leaf = with_choice(node_scenario, {k: choice[k] for k in inner}, sections)
+                step = estimate_step(leaf, layout, links[node.number])
                 if not step.fits:  # the memory check above is the same one: this would be a change in perf/
                     result.refused[MEMORY_RULE] += 1
                     continue
@@ -439,8 +445,9 @@ def evaluate(job: BatchJob) -> BatchResult:
                     result.refused[BLOCKED_RULE] += 1
                     continue
                 mem_gb = step.memory.total / GB
+                cost = meter.usd_per_million_tokens(leaf, step) if meter is not None else None
                 measures = Measures(step.tokens_per_s, step.mfu, step.step_time_s, mem_gb, step.chips,
-                                    node.goodput, target)  # fmt: skip
+                                    node.goodput, target, cost)  # fmt: skip
                 value = obj.value(measures)
                 if not math.isfinite(value):
                     result.refused[PROGRESS_RULE] += 1

@@ -22,6 +22,7 @@ class Measures:
     chips: int
     goodput: float | None  # expected output share with faults (only when an objective needs it)
     target_tokens: float | None
+    usd_per_million_tokens: float | None = None  # electricity and amortised hardware (only when an objective needs it)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Objective:
     better: Literal["higher", "lower"]
     value: Callable[[Measures], float]
     needs_goodput: bool = False
+    needs_cost: bool = False
     missing: Callable[[Scenario], str | None] = lambda s: None  # why this scenario cannot be ranked by it
     fmt: Callable[[float], str] = lambda v: f"{v:,.4g}"
 
@@ -55,6 +57,20 @@ def _needs_target(s: Scenario) -> str | None:
     return "time_to_target needs workload.target_tokens (e.g. --set workload.target_tokens=15e12)"
 
 
+def _needs_power(s: Scenario) -> str | None:
+    from ..perf.power import PowerUnknown, power_model
+
+    try:
+        power_model(s)
+    except PowerUnknown as exc:
+        return f"cost_per_token: {exc}"
+    return None
+
+
+def _cost(m: Measures) -> float:
+    return m.usd_per_million_tokens if m.usd_per_million_tokens is not None else float("inf")
+
+
 OBJECTIVES: dict[str, Objective] = {
     o.name: o
     for o in (
@@ -71,6 +87,16 @@ OBJECTIVES: dict[str, Objective] = {
             needs_goodput=True,
             missing=_needs_target,
             fmt=_days,
+        ),
+        Objective(
+            "cost_per_token",
+            "$ per M tokens",
+            "USD per million tokens",
+            "lower",
+            _cost,
+            needs_cost=True,
+            missing=_needs_power,
+            fmt=lambda v: f"${v:,.4g}",
         ),
     )
 }

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..perf import StepEstimate, estimate
+from ..perf.power import CostMeter
 from ..scenario.checks import layout_problems
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario, value_at
@@ -260,8 +261,9 @@ def measure(s: Scenario, objective: Objective) -> tuple[Record, bool]:
     step = estimate(s, index)
     layout = resolve_layout(s)
     goodput = expected_goodput(s, layout, index.plan).goodput if objective.needs_goodput else None
+    cost = CostMeter(s, index).usd_per_million_tokens(s, step) if objective.needs_cost else None
     m = Measures(step.tokens_per_s, step.mfu, step.step_time_s, step.memory.total / 1e9, step.chips, goodput,
-                 s.workload.target_tokens)  # fmt: skip
+                 s.workload.target_tokens, cost)  # fmt: skip
     choice = tuple(sorted((k.key, scenario_value(s, k.key)) for k in KNOBS if k.level != "variant"))
     record = Record((-1, 0, 0, 0), -1, choice, m.tokens_per_s, m.mfu, m.step_time_s, m.memory_gb, m.chips, goodput,
                     objective.value(m))  # fmt: skip

@@ -58,6 +58,26 @@ class ChipSpec(_Spec):
     efficiency_source: str = ""
     assumptions: str = ""
     note: str = ""
+    # Power and price (catalog chips take them from power.toml; figures left out come from its [chip_defaults])
+    tdp_w: PositiveFloat | None = Field(
+        None, le=100_000, description="board power at full GEMM load (TDP), W; the draw of GEMM-bound phases"
+    )
+    idle_w: PositiveFloat | None = Field(None, le=100_000, description="draw with nothing to do, W")
+    memory_bound_w: PositiveFloat | None = Field(
+        None, le=100_000, description="draw in memory-bound kernels (norms, casts, the optimizer), W"
+    )
+    waiting_w: PositiveFloat | None = Field(
+        None, le=100_000, description="draw while waiting on communication, a pipeline bubble or a straggler, W"
+    )
+    host_w: float | None = Field(
+        None, ge=0, le=100_000, description="the chip's usual server outside its accelerators, per accelerator, W"
+    )
+    cap_exponent: float | None = Field(
+        None, gt=0, le=3, description="power cap: a phase above the cap runs at (cap / its draw)^this of its speed"
+    )
+    price_usd: float | None = Field(None, ge=0, le=1e9, description="price of one chip, USD")
+    power_source: str = ""
+    power_assumptions: str = ""
 
     @model_validator(mode="after")
     def _needs_a_peak(self) -> ChipSpec:
@@ -81,6 +101,30 @@ class ChipSpec(_Spec):
         if kernel == "triton":
             eff *= TRITON_FLASH_ATTENTION_SHARE
         return self.bf16_peak_flops * eff
+
+    def capped(self, cap_w: float) -> ChipSpec:
+        """The chip under a power cap: its GEMM-bound kernels (GEMMs, fused attention) run at
+        (cap / TDP)^cap_exponent of their speed, so their achieved share of the peak falls by that much.
+        Memory-bound and waiting phases draw less than any cap the scenario allows and keep their speed."""
+        if self.tdp_w is None or cap_w >= self.tdp_w:
+            return self
+        speed = self.cap_speed(cap_w, self.tdp_w)
+        flash2 = self.flash2_attention_efficiency
+        return self.model_copy(
+            update={
+                "gemm_efficiency": self.gemm_efficiency * speed,
+                "fp8_gemm_efficiency": self.fp8_gemm_efficiency * speed,
+                "attention_efficiency": self.attention_efficiency * speed,
+                "flash2_attention_efficiency": None if flash2 is None else flash2 * speed,
+            }
+        )
+
+    def cap_speed(self, cap_w: float, draw_w: float) -> float:
+        """Speed of a phase that would draw `draw_w` under a cap of `cap_w` (1 when the cap is above it)."""
+        if cap_w >= draw_w:
+            return 1.0
+        exponent = self.cap_exponent if self.cap_exponent is not None else catalog().power.power_cap.exponent
+        return (cap_w / draw_w) ** exponent
 
     @property
     def has_fp8(self) -> bool:
@@ -117,6 +161,13 @@ class FabricSpec(_Spec):
         0.6, gt=0, le=1, description="achieved in-network all-reduce bandwidth (bytes each rank sends) / NIC"
     )
     source: str = ""
+    # Power and price (catalog fabrics take them from power.toml)
+    switch_w: float | None = Field(None, ge=0, le=1e6, description="one switch chassis, typical, W (optics apart)")
+    port_w: float | None = Field(None, ge=0, le=10_000, description="optics on one switch port, W")
+    nic_w: float | None = Field(None, ge=0, le=10_000, description="one chip's NIC port: the card and its optic, W")
+    switch_usd: float | None = Field(None, ge=0, le=1e9, description="price of one switch, USD")
+    power_source: str = ""
+    power_assumptions: str = ""
 
 
 class ModelSpec(_Spec):
@@ -207,6 +258,83 @@ class FaultClassSpec(_Spec):
         return data
 
 
+class ChipPowerDefaults(_Spec):
+    """What a chip's power figures default to when its entry leaves them out: shares of its TDP."""
+
+    idle_share: float = Field(gt=0, lt=1)
+    memory_bound_share: float = Field(gt=0, le=1)
+    waiting_share: float = Field(gt=0, le=1)
+    host_share: float = Field(ge=0, le=10)
+    host_idle_share: float = Field(ge=0, le=1, description="host draw with the chips idle / host_w")
+    source: str = ""
+    assumptions: str = ""
+
+
+class FacilityDefaults(_Spec):
+    """Facility and economics: PUE, electricity, carbon, amortisation, server cost."""
+
+    pue: float = Field(ge=1, le=5)
+    electricity_usd_per_kwh: float = Field(ge=0)
+    carbon_g_per_kwh: float = Field(ge=0)
+    amortization_years: float = Field(gt=0)
+    server_cost_share: float = Field(
+        ge=0, description="the server beyond its accelerators, per accelerator / chip price"
+    )
+    source: str = ""
+    assumptions: str = ""
+
+
+class PowerCapCurve(_Spec):
+    """How a power cap slows a phase whose draw is above it."""
+
+    exponent: float = Field(gt=0, le=3)
+    source: str = ""
+    assumptions: str = ""
+
+
+class ModelCardRun(_Spec):
+    """A published training run's energy (and emissions), with what its card publishes to reproduce them."""
+
+    name: str
+    chip: str
+    gpu_hours: PositiveFloat
+    pue: float = Field(1.0, ge=1)
+    carbon_g_per_kwh: float | None = None
+    energy_mwh: PositiveFloat
+    emissions_t: float | None = None
+    source: str = ""
+
+
+class NodeMeasurement(_Spec):
+    """A measured server draw during training."""
+
+    name: str
+    chip: str
+    chips: PositiveInt
+    measured_w: PositiveFloat
+    source: str = ""
+
+
+class SiteSwing(_Spec):
+    """A published order of magnitude for a whole site's power swing."""
+
+    low_mw: PositiveFloat
+    high_mw: PositiveFloat
+    meta_quote: str = ""
+    source: str = ""
+
+
+class PowerCatalog(_Spec):
+    """Power, energy and cost figures beyond the chips' and fabrics' own (power.toml)."""
+
+    chip_defaults: ChipPowerDefaults
+    facility: FacilityDefaults
+    power_cap: PowerCapCurve
+    model_cards: tuple[ModelCardRun, ...] = ()
+    node_measurements: tuple[NodeMeasurement, ...] = ()
+    site_swing: SiteSwing
+
+
 class Catalog(BaseModel):
     """Everything the scenario may name."""
 
@@ -215,21 +343,42 @@ class Catalog(BaseModel):
     fabrics: dict[str, FabricSpec]
     models: dict[str, ModelSpec]
     fault_classes: dict[str, FaultClassSpec]
+    power: PowerCatalog
 
 
 def _read(name: str) -> dict:
     return tomllib.loads(resources.files("factorysim.scenario").joinpath("data", name).read_text("utf-8"))
 
 
+def _with_power(entries: dict[str, dict], power: dict[str, dict], what: str) -> dict[str, dict]:
+    """Catalog entries with their power and price figures from power.toml (its `source` and `assumptions`
+    become `power_source` and `power_assumptions`)."""
+    unknown = set(power) - set(entries)
+    if unknown:
+        raise ValueError(f"power.toml names {what} not in the catalog: {sorted(unknown)}")
+    out = {}
+    for name, entry in entries.items():
+        extra = dict(power.get(name, {}))
+        for key in ("source", "assumptions"):
+            if key in extra:
+                extra[f"power_{key}"] = extra.pop(key)
+        out[name] = {**entry, **extra}
+    return out
+
+
 @cache
 def catalog() -> Catalog:
     """The built-in catalog (validated once, then cached)."""
-    return Catalog(
-        chips=_read("chips.toml"),
-        links=_read("links.toml"),
-        fabrics=_read("fabrics.toml"),
-        models=_read("models.toml"),
-        fault_classes=_read("failure_rates.toml"),
+    power = _read("power.toml")
+    return Catalog.model_validate(
+        {
+            "chips": _with_power(_read("chips.toml"), power.pop("chips"), "chips"),
+            "links": _read("links.toml"),
+            "fabrics": _with_power(_read("fabrics.toml"), power.pop("fabrics"), "fabrics"),
+            "models": _read("models.toml"),
+            "fault_classes": _read("failure_rates.toml"),
+            "power": power,
+        }
     )
 
 

@@ -21,6 +21,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     Tag,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -143,16 +145,46 @@ class ClusterConfig(_Section):
     spare_nodes: NonNegativeInt = Field(0, le=1_000_000, description="servers kept idle as hot spares")
     node_group_size: PositiveInt = Field(1, le=1_000_000, description="fault-isolation domain, in nodes")
     fabric: FabricConfig = Field(default_factory=FabricConfig)
+    power_cap_w: PositiveFloat | None = Field(
+        None,
+        le=100_000,
+        description="power limit per chip, W (default: none, the chip's TDP); GEMM-bound kernels slow down by the "
+        "chip's power/performance curve, no phase draws more",
+    )
 
     @model_validator(mode="after")
     def _link_resolves(self) -> ClusterConfig:
         _ = self.link_spec  # an inline chip names no scale-up link: the ValueError says to set cluster.scale_up
         return self
 
+    @field_validator("power_cap_w")
+    @classmethod
+    def _cap_applies(cls, cap: float | None, info: ValidationInfo) -> float | None:
+        chip = info.data.get("chip")
+        if cap is None or chip is None:
+            return cap
+        spec = catalog().chips[chip] if isinstance(chip, str) else chip
+        name = chip if isinstance(chip, str) else "the inline chip"
+        if spec.tdp_w is None:
+            raise ValueError(f"a power cap needs the chip's TDP: {name} has no tdp_w")
+        if cap > spec.tdp_w:
+            raise ValueError(
+                f"{cap:g} W is above {name}'s TDP of {spec.tdp_w:g} W, where a cap does nothing; allowed: up to "
+                f"{spec.tdp_w:g}"
+            )
+        return cap
+
     @property
-    def chip_spec(self) -> ChipSpec:
+    def raw_chip_spec(self) -> ChipSpec:
+        """The chip as the catalog (or the inline table) describes it, without the power cap."""
         c = self.chip
         return catalog().chips[c] if isinstance(c, str) else c
+
+    @property
+    def chip_spec(self) -> ChipSpec:
+        """The chip as it runs: under `power_cap_w` its GEMM-bound kernels are slower (ChipSpec.capped)."""
+        spec = self.raw_chip_spec
+        return spec if self.power_cap_w is None else _capped(spec, self.power_cap_w)
 
     @property
     def chip_name(self) -> str:
@@ -304,6 +336,11 @@ class WorkloadConfig(_Section):
         return self.global_batch * self.seq
 
 
+@lru_cache(maxsize=64)
+def _capped(spec: ChipSpec, cap_w: float) -> ChipSpec:
+    return spec.capped(cap_w)
+
+
 @lru_cache(maxsize=1024)
 def _model_spec_of(name: str | None, values: tuple[Any, ...]) -> ModelSpec:
     """Cached by the shape keys' values in _SHAPE_KEYS order (None where not given)."""
@@ -441,6 +478,55 @@ class ReliabilityConfig(_Section):
     )
 
 
+class PowerConfig(_Section):
+    """Power draws that override the catalog's (factorysim/scenario/data/power.toml): per chip by phase, and the
+    servers' host. A value left out comes from the chip's catalog entry, or from [chip_defaults] as a share of
+    its TDP; `factorysim estimate` says which."""
+
+    idle_w: PositiveFloat | None = Field(None, le=100_000, description="per chip with nothing to do, W")
+    memory_bound_w: PositiveFloat | None = Field(
+        None, le=100_000, description="per chip in memory-bound kernels (norms, casts, the optimizer), W"
+    )
+    waiting_w: PositiveFloat | None = Field(
+        None, le=100_000, description="per chip waiting on communication, a pipeline bubble or a straggler, W"
+    )
+    host_w: float | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="per server while its chips train: CPUs, memory, storage, fans, scale-up switches, power-supply "
+        "losses (not the fabric NICs), W",
+    )
+    host_idle_w: float | None = Field(None, ge=0, le=1_000_000, description="per server with its chips idle, W")
+
+
+class FacilityConfig(_Section):
+    """The building: its power limit, cooling overhead (PUE), electricity price and grid carbon intensity.
+    Values left out come from power.toml [facility] (US averages and a hyperscale PUE, all sourced)."""
+
+    power_mw: PositiveFloat | None = Field(
+        None,
+        le=1e6,
+        description="the most the site may draw, MW at the meter (IT x PUE); a cluster whose peak is above it is "
+        "refused (default: no limit)",
+    )
+    pue: float | None = Field(None, ge=1, le=5, description="power usage effectiveness: site power / IT power")
+    electricity_usd_per_kwh: float | None = Field(None, ge=0, le=100, description="price of electricity, USD/kWh")
+    carbon_g_per_kwh: float | None = Field(None, ge=0, le=5000, description="grid carbon intensity, gCO2/kWh")
+
+
+class CostConfig(_Section):
+    """Capital cost, amortised over `amortization_years`. Values left out come from the catalog (chip and switch
+    prices, public estimates) and power.toml [facility] (a server costs 1.64 x its accelerators, 5 years)."""
+
+    chip_usd: float | None = Field(None, ge=0, le=1e9, description="price of one chip, USD")
+    server_usd: float | None = Field(
+        None, ge=0, le=1e10, description="price of one server beyond its accelerators, USD"
+    )
+    switch_usd: float | None = Field(None, ge=0, le=1e9, description="price of one fabric switch, USD")
+    amortization_years: float | None = Field(None, gt=0, le=100, description="years the hardware is paid off over")
+
+
 class ScheduledFault(_Section):
     """A fault that happens at a set time: [[faults]] at = "2d", target = "n3", kind = "fail"."""
 
@@ -530,6 +616,11 @@ class Scenario(BaseModel):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    power: PowerConfig = Field(default_factory=PowerConfig, description="power draws overriding the catalog's")
+    facility: FacilityConfig = Field(
+        default_factory=FacilityConfig, description="the site: power limit, PUE, electricity price, carbon"
+    )
+    cost: CostConfig = Field(default_factory=CostConfig, description="capital cost and its amortisation")
     faults: list[ScheduledFault] = Field(default_factory=list, description="faults at set times")
     topology: TopologyConfig = Field(default_factory=TopologyConfig, description="edits to the cluster graph")
     layout: LayoutConfig = Field(default_factory=LayoutConfig, description="node positions on the canvas")

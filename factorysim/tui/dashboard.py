@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ..challenge import ChallengeStatus
+from ..console import watts
 from ..engine import Snapshot
 from ..labels import FACTOR_NAMES, si
 from ..perf import StepEstimate
@@ -255,8 +256,8 @@ class Dashboard(Vertical, can_focus=True):
         """Rows the dashboard needs to show every number (and the charts, if asked), border included."""
         challenge = (2 if self.compact else 5) if self._challenge.display else 0
         if self.compact:  # no margins
-            return 2 + challenge + 6 + (8 if charts else 0) + 8
-        return 2 + challenge + 7 + (10 if charts else 0) + 9
+            return 2 + challenge + 6 + (8 if charts else 0) + 9
+        return 2 + challenge + 7 + (10 if charts else 0) + 10
 
     def set_compact(self, compact: bool) -> None:
         self.compact = compact
@@ -343,6 +344,7 @@ class Dashboard(Vertical, can_focus=True):
             ("replicas", f"{frame.replicas_up}/{frame.replicas}", "stops", f"{frame.interruptions}"),
             ("chips ok", f"{c['healthy']:,}", "isolated", f"{frame.isolations}"),
             ("failed", Text(f"{c['failed']:,}", "bold" if c["failed"] else ""), "in repair", f"{c['in_repair']:,}"),
+            *_power_rows(frame, narrow),
         ]
         if target:
             done = min(1.0, frame.progress / target)
@@ -355,7 +357,8 @@ class Dashboard(Vertical, can_focus=True):
                 rows.append(("spares", spares, "ETA", when))
                 line = f"{si(frame.progress, '', 3)} of {si(target, '', 3)} ({done:.1%})"
             else:
-                rows.append(("spares", spares, "", ""))
+                per_kwh = f"{frame.tokens_per_kwh:,.0f}" if frame.power_w is not None else ""
+                rows.append(("spares", spares, "tok/kWh" if per_kwh else "", per_kwh))
                 line = f"{frame.progress:.3g} of {target:.3g} ({done:.1%}) · " + (
                     "target reached" if done >= 1 else f"ETA {when}"
                 )
@@ -367,8 +370,34 @@ class Dashboard(Vertical, can_focus=True):
         outer = Table.grid(expand=True)
         outer.add_column(no_wrap=True, overflow="ellipsis")
         outer.add_row(table)
+        extra = []
+        if frame.power_w is not None and frame.tokens_per_kwh > 0 and (narrow or not target):
+            extra.append(f"{si(frame.tokens_per_kwh, '', 3)}/kWh")
+        if narrow and frame.power_w is not None and frame.facility_mw is not None:
+            extra.append(f"limit {frame.facility_mw:g} MW")
+        room = max(
+            20, self.size.width - 11
+        )  # the tokens line's width inside the dashboard: what does not fit is left out
+        for part in extra:
+            if len(line) + 3 + len(part) <= room:
+                line += " · " + part
         outer.add_row(Text.assemble(("tokens ", "dim"), line))
         return outer
+
+
+def _power_rows(frame: Snapshot, narrow: bool) -> list[tuple[str, str | Text, str, str]]:
+    """The power gauge: the site's draw now (against the facility's limit where set, bold when above it) and the
+    largest swing within a minute so far, as the engine reports them (tokens per kWh go on the tokens line;
+    on a narrow dashboard the limit goes there too)."""
+    if frame.power_w is None:
+        return [("power", "unknown", "", "")]
+    limit = frame.facility_mw
+    over = limit is not None and frame.power_w / 1e6 > limit
+    if narrow:
+        now = si(frame.power_w, "W", 2)
+    else:
+        now = watts(frame.power_w) + (f" of {limit:g} MW" if limit is not None else "")
+    return [("power", Text(now, "bold" if over else ""), "swing", si(frame.swing_w, "W", 2))]
 
 
 def _esc(text: str) -> str:
