@@ -12,7 +12,7 @@ import pytest
 from factorysim import Fault, Simulation
 from factorysim.engine import FakeTime, aggregate, read_log
 from factorysim.engine.budget import estimate_work
-from factorysim.engine.faults import describe_targets, fault_classes
+from factorysim.engine.faults import fault_classes
 from factorysim.engine.gray import GrayFault
 from factorysim.engine.log import MAX_DURATION, EventLog, LogAltered, read_recorded_run, with_links
 from factorysim.engine.metrics import COLUMNS, TimeSeries
@@ -20,6 +20,7 @@ from factorysim.engine.replay import Replayer, ReplayResult, injections, replay
 from factorysim.engine.runs import _run_batch, run_one
 from factorysim.scenario import ScenarioError
 from factorysim.scenario.files import scenario_data
+from factorysim.topology.targets import describe_targets
 
 from .test_recovery import DELTA, DETECT, HOUR, RESTART, WINDOW, records, starter
 
