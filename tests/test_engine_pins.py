@@ -394,3 +394,32 @@ def test_a_summary_whose_target_is_never_reached_reports_none_in_json():
     summary.time_to_target_s = float("inf")
     out = summary.as_dict()
     assert out["time_to_target_s"] is None and json.dumps(out, allow_nan=False)
+
+
+def test_the_job_target_is_named_job():
+    from factorysim.topology.targets import parse_target
+
+    target = parse_target("job", Simulation(starter()).plan)
+    assert (target.kind, target.index, target.name) == ("job", 0, "job")
+
+
+@pytest.mark.parametrize(("duration", "ok"), [(0.0, False), (-1.0, False), (1.0, True), (1e-3, True)])
+def test_an_injected_fault_lasts_a_positive_time(duration, ok):
+    plan = Simulation(starter()).plan
+    fault = Fault("n3.1", "straggle", duration=duration)
+    if ok:
+        assert fault.check(plan).name == "n3.1"
+        return
+    with pytest.raises(ScenarioError) as err:
+        fault.check(plan)
+    assert [(p.path, p.message) for p in err.value.problems] == [
+        ("fault.duration", f"must be positive, got {duration}")
+    ]
+
+
+def test_an_injection_in_the_past_names_its_time_and_now():
+    sim = Simulation(starter())
+    sim.run_until(HOUR)
+    with pytest.raises(ScenarioError) as err:
+        sim.inject(Fault("n3"), at=60.0)
+    assert [(p.path, p.message) for p in err.value.problems] == [("at", "60 s is in the past (now 3600 s)")]
