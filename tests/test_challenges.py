@@ -106,13 +106,16 @@ def test_cli_lists_challenges_and_judges_a_run(capsys):
 async def test_the_sandbox_shows_the_objective_and_declares_the_end():
     app = FactorySimApp(load_challenge("layout-101"), clock=SimClock(speed=86400.0, paused=True))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
+        for _ in range(100):  # the first frame: at most 5 s on a loaded machine
+            await pilot.pause(0.05)
+            if app.dashboard._challenge.display:
+                break
         assert app.dashboard._challenge.display
         assert "Fix a bad parallel layout" in str(app.dashboard._challenge.visual)
         await pilot.press("enter")  # the brief read (the clock stays paused: it was started paused)
         assert app.clock.paused
         app.clock.resume()
-        for _ in range(100):
+        for _ in range(400):  # a sim day at a day per second: at most 20 s on a loaded machine
             await pilot.pause(0.05)
             if isinstance(app.screen, EndScreen):
                 break
