@@ -56,6 +56,19 @@ def splits(layers: int, pp: int) -> list[tuple]:
     return out
 
 
+GRID = {
+    "parallelism.tp": list(range(1, 9)),
+    "parallelism.cp": [1, 2, 3, 4, 8, 16],
+    "parallelism.pp": list(range(1, 9)),
+    "workload.micro_batch": [1, 2, 3, 4, 8, 16, 32, 64],
+    "parallelism.interleave": list(range(1, 9)),
+    "parallelism.sequence_parallel": [True, False],
+    "features.tp_overlap": [False, True],
+}
+"""Every value of the layout knobs the small cluster could take, for exhaustive estimation (zero and recompute
+are set per test)."""
+
+
 def small(*more: str):
     return load_scenario(None, [*SMALL, *more])
 
@@ -97,17 +110,7 @@ def searched(result) -> dict[tuple, float]:
 
 def test_search_finds_every_layout_exhaustive_estimates_accept_and_no_other():
     base = small()
-    grid = {
-        "parallelism.tp": list(range(1, 9)),
-        "parallelism.cp": [1, 2, 3, 4, 8, 16],
-        "parallelism.pp": list(range(1, 9)),
-        "workload.micro_batch": [1, 2, 3, 4, 8, 16, 32, 64],
-        "parallelism.interleave": list(range(1, 9)),
-        "parallelism.sequence_parallel": [True, False],
-        "parallelism.zero": [1],
-        "workload.recompute": ["selective"],
-        "features.tp_overlap": [False, True],
-    }
+    grid = {**GRID, "parallelism.zero": [1], "workload.recompute": ["selective"]}
     truth = exhaustive(base, grid)
     result = search(base, Request(fix=("parallelism.zero=1", "workload.recompute=selective"), top=10**6))
 
@@ -145,17 +148,7 @@ def test_the_memory_and_schedule_knobs_are_searched_exactly_too():
 
 def test_the_pruned_search_finds_the_top_layouts_exhaustive_estimates_find_estimating_fewer():
     base = small()
-    grid = {
-        "parallelism.tp": list(range(1, 9)),
-        "parallelism.cp": [1, 2, 3, 4, 8, 16],
-        "parallelism.pp": list(range(1, 9)),
-        "workload.micro_batch": [1, 2, 3, 4, 8, 16, 32, 64],
-        "parallelism.interleave": list(range(1, 9)),
-        "parallelism.sequence_parallel": [True, False],
-        "parallelism.zero": [0, 1, 2, 3],
-        "workload.recompute": ["none", "selective", "full"],
-        "features.tp_overlap": [False, True],
-    }
+    grid = {**GRID, "parallelism.zero": [0, 1, 2, 3], "workload.recompute": ["none", "selective", "full"]}
     truth = exhaustive(base, grid)
     ranked = sorted(truth.items(), key=lambda kv: -kv[1])[:5]
 
