@@ -97,16 +97,20 @@ class Simulation:
         metrics: bool = True,
         sample_interval: float | None = None,
         fingerprint: bool | None = None,
+        power: bool = True,
+        steps: dict | None = None,
     ) -> None:
         """`index`: the cluster's fabric index to start from (the run keeps its fault health in a copy of
         its own, so the index lent is never written). `record`: keep the whole event log (for write_log);
-        `fingerprint`: hash the log without keeping it. `metrics`: sample a time series."""
+        `fingerprint`: hash the log without keeping it. `metrics`: sample a time series. `power`: meter the
+        site's draw (False: the summary has no power figures, as for a chip without them; nothing else
+        changes). `steps`: step estimates to share with other runs of the same job physics (Throughput)."""
         self.scenario = scenario
         self.seed = scenario.run.seed if seed is None else seed
         rel = scenario.reliability
         self.index = own_index(index) if index is not None else index_for(scenario.cluster, scenario.topology.edits)
         self.plan = self.index.plan
-        self.throughput = Throughput(scenario, self.index)
+        self.throughput = Throughput(scenario, self.index, steps)
         self.layout = self.throughput.layout
         self.base = self.throughput.base
         self.T0 = self.base.tokens_per_s
@@ -136,7 +140,7 @@ class Simulation:
             self.work.watch(scenario.challenge.target)
         self.job = Job(scenario, self.plan, self.index, self.throughput, self.clock, self.work, self.recorder,
                        self.classes)  # fmt: skip
-        self.power = self._power_meter()
+        self.power = self._power_meter() if power else None
 
         interval = sample_interval or max(60.0, scenario.run.duration / 1000)
         self.series = TimeSeries(interval) if metrics else None

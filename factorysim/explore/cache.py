@@ -4,29 +4,31 @@ a search or sweep that varies the job but not the cluster builds them once per w
 
 Step estimates never change an index's health, so they share the cached one; a search releases the group
 placements it computed once it has their links (a 16K-chip placement holds about 2 MB of arrays). A
-simulation changes health (faults), so it gets a private copy of a template index that already holds the
-job's group placement.
+simulation changes health (faults) only in an index of its own (engine.fabric.own_index), so it starts from
+the shared one too. Runs whose step physics is the same (a sweep over reliability keys and seeds) share
+their step estimates (`step_cache`).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections import OrderedDict
 from typing import Any
 
-from ..perf import step_links
 from ..scenario.files import scenario_data, validate_scenario
 from ..scenario.models import Scenario
-from ..scenario.parallel import ParallelLayout
 from ..topology.edits import index_for
 from ..topology.index import FabricIndex
 
 _LIMIT = 16
 _scenarios: OrderedDict[str, Scenario] = OrderedDict()
 _indexes: OrderedDict[str, FabricIndex] = OrderedDict()
-_templates: OrderedDict[str, FabricIndex] = OrderedDict()
+_steps: OrderedDict[str, dict] = OrderedDict()
+
+NOT_STEP_PHYSICS = ("name", "description", "reliability", "run", "faults", "layout", "challenge")
+"""Scenario sections a step estimate never reads (perf/ does not look at them): runs of scenarios that differ
+only in these share their step estimates."""
 
 
 def digest(*parts: Any) -> str:
@@ -81,21 +83,18 @@ def release(index: FabricIndex) -> None:
     index.forget_placements()
 
 
-def private_index(s: Scenario, layout: ParallelLayout) -> FabricIndex:
-    """A copy of the scenario's cluster index, holding the layout's group placement, that a simulation may
-    change (health, faults)."""
-    key = digest(cluster_key(s), [layout.tp, layout.cp, layout.pp, layout.dp, layout.ep])
-    template = _templates.get(key)
-    if template is None:
-        template = index_for(s.cluster, s.topology.edits)
-        step_links(template, layout)
-        _remember(_templates, key, template)
-    else:
-        _templates.move_to_end(key)
-    return copy.deepcopy(template)
+def step_cache(data: dict[str, Any]) -> dict:
+    """The step estimates shared by every run in this process of a scenario with this data's step physics
+    (engine.Throughput's `shared`): a sweep over reliability keys and seeds computes each state's step once."""
+    key = digest({k: v for k, v in data.items() if k not in NOT_STEP_PHYSICS})
+    found = _steps.get(key)
+    if found is not None:
+        _steps.move_to_end(key)
+        return found
+    return _remember(_steps, key, {})
 
 
 def clear() -> None:
     _scenarios.clear()
     _indexes.clear()
-    _templates.clear()
+    _steps.clear()

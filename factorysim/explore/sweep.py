@@ -24,7 +24,6 @@ from ..perf import estimate
 from ..scenario.errors import Problem, ScenarioError
 from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario
 from ..scenario.models import Scenario
-from ..scenario.parallel import resolve_layout
 from . import cache
 from .runner import LocalRunner, Runner, batches
 from .store import ResultStore
@@ -127,10 +126,12 @@ def estimate_metrics(s: Scenario) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_metrics(s: Scenario, seed: int) -> dict[str, Any]:
+def run_metrics(s: Scenario, seed: int, steps: dict | None = None) -> dict[str, Any]:
+    """The run's figures. The run starts from the shared cluster index (a run keeps its fault health in a copy
+    of its own) and meters no power (no column reads it); `steps`: cache.step_cache of the scenario's data."""
     from ..engine import Simulation
 
-    sim = Simulation(s, seed=seed, index=cache.private_index(s, resolve_layout(s)), metrics=False)
+    sim = Simulation(s, seed=seed, index=cache.shared_index(s), metrics=False, power=False, steps=steps)
     sim.run_until(s.run.duration)
     r = sim.summary()
     return {
@@ -142,13 +143,19 @@ def run_metrics(s: Scenario, seed: int) -> dict[str, Any]:
 
 
 def compute(job: SweepJob) -> list[tuple[str, dict[str, Any]]]:
-    """The results of one batch (runs in a worker)."""
+    """The results of one batch (runs in a worker). A point's seeds share its data (one object in the batch):
+    it is validated and estimated once."""
     out = []
+    points: dict[int, tuple[Scenario, dict[str, Any], dict]] = {}
     for key, data, seed in job.items:
-        s = cache.scenario_of(data)
-        metrics = estimate_metrics(s)
+        found = points.get(id(data))
+        if found is None:
+            s = cache.scenario_of(data)
+            found = points[id(data)] = (s, estimate_metrics(s), cache.step_cache(data))
+        s, estimated, steps = found
+        metrics = dict(estimated)
         if seed is not None:
-            metrics.update(run_metrics(s, seed))
+            metrics.update(run_metrics(s, seed, steps))
         out.append((key, metrics))
     return out
 
