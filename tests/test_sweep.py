@@ -14,8 +14,9 @@ from factorysim import estimate, load_scenario
 from factorysim.cli import main
 from factorysim.engine import run_one
 from factorysim.explore import DaskRunner, LocalRunner
-from factorysim.explore.sweep import grid, parse_axis, sweep
+from factorysim.explore.sweep import grid, parse_axis, result_key, result_keys, sweep
 from factorysim.scenario import ScenarioError
+from factorysim.scenario.files import scenario_data
 
 from .conftest import SCENARIOS
 
@@ -34,6 +35,13 @@ def kuae():
 
 def run_sweep(out, runner=None, progress=None):
     return sweep(kuae(), axes(), str(out), seeds=SEEDS, duration=DAYS * 86400.0, runner=runner, progress=progress)
+
+
+def test_a_points_keys_are_its_scenario_and_seed_hashed_as_one_result_is():
+    s = kuae()
+    keys = result_keys(scenario_data(s), [None, 1, 7])
+    assert keys == [result_key(s, None), result_key(s, 1), result_key(s, 7)]
+    assert len(set(keys)) == 3
 
 
 def test_the_grid_is_the_cartesian_product_or_the_zip():

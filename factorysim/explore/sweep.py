@@ -11,7 +11,9 @@ continues where it stopped and a repeated one costs nothing.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +91,13 @@ class SweepResult:
 def result_key(s: Scenario, seed: int | None) -> str:
     """The key of one result: the factorysim version, the resolved scenario, and the seed (None: estimate)."""
     return cache.digest(__version__, scenario_data(s), "estimate" if seed is None else seed)
+
+
+def result_keys(data: dict[str, Any], seeds: Sequence[int | None]) -> list[str]:
+    """`result_key` of a scenario's data for each seed, the data put in canonical form once."""
+    head = json.dumps([__version__, data], sort_keys=True, separators=(",", ":"), allow_nan=False)[:-1]
+    return [hashlib.sha256(f"{head},{json.dumps('estimate' if seed is None else seed)}]".encode()).hexdigest()
+            for seed in seeds]  # fmt: skip
 
 
 def _point(base: dict[str, Any], axes: Sequence[Axis], values: tuple[Any, ...], duration: float | None) -> Point:
@@ -230,8 +239,7 @@ def sweep(
         if p.scenario is None:
             continue
         data = scenario_data(p.scenario)
-        for seed in runs:
-            key = result_key(p.scenario, seed)
+        for seed, key in zip(runs, result_keys(data, runs), strict=True):
             p.keys.append((key, seed))
             if key not in have:
                 todo.setdefault(i, []).append((key, data, seed))
