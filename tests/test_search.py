@@ -161,6 +161,16 @@ def test_the_pruned_search_finds_the_top_layouts_exhaustive_estimates_find_estim
     assert result.layouts_tried == everything.layouts_tried  # each layout counted once, estimated or not
 
 
+def test_the_cheapest_layouts_per_token_are_found_estimating_fewer_than_every_layout():
+    base = small()
+    everything = search(base, Request(objective="cost_per_token", top=10**6))
+    pruned = search(base, Request(objective="cost_per_token", top=5))
+    assert everything.pruned == 0 and pruned.pruned > 5 * pruned.estimated
+    assert pruned.best == everything.best[:5]
+    assert pruned.best[0].objective < pruned.best[4].objective  # dollars per million tokens, cheapest first
+    assert pruned.layouts_tried == everything.layouts_tried
+
+
 def test_pruning_with_the_report_keeps_the_frontier_and_the_scatter_of_every_layout():
     base = small()
     everything = search(base, Request(top=10**6, frontier=True))

@@ -363,6 +363,7 @@ def evaluate(job: BatchJob) -> BatchResult:
     ideal = tokens * model_flops_per_token(floor.model, space.seq, base.workload.attention_flops)
     ideal /= space.job_chips * floor.chip.bf16_peak_flops
     goodputs: dict[int, float] = {}
+    cost_per_hour = least_cost_per_hour(meter) if meter is not None else 0.0
 
     nodes: list[_Node] = []
     for number, placed in job.placements:
@@ -374,12 +375,8 @@ def evaluate(job: BatchJob) -> BatchResult:
                     goodputs[number] = expected_goodput(with_choice(base, choice), layout, index.plan).goodput
                 goodput = goodputs[number]
             t = floor.seconds(choice, layout)
-            # a cost has no floor here (power depends on the whole step): such layouts are never pruned
-            bound = (
-                0.0
-                if obj.needs_cost
-                else obj.value(Measures(tokens / t, ideal / t, t, 0.0, layout.chips, goodput, target))
-            )
+            cost = cost_per_hour * t / (tokens * 3600) * 1e6 if meter is not None else None
+            bound = obj.value(Measures(tokens / t, ideal / t, t, 0.0, layout.chips, goodput, target, cost))
             nodes.append(_Node(obj.key(bound), number, n, choice, layout, goodput))
     nodes.sort(key=lambda x: (x.bound, x.number, x.n))
 
@@ -484,6 +481,16 @@ def evaluate(job: BatchJob) -> BatchResult:
         result.frontier = pareto(estimated, job.objective)
         result.cloud = sorted(bins.values(), key=lambda r: r.order)
     return result
+
+
+def least_cost_per_hour(meter: CostMeter) -> float:
+    """The least the cluster can cost per hour while it trains, whatever the layout (perf.power.CostMeter): a chip's
+    mean draw over a step is a mix of its GEMM, memory-bound and waiting draws, so it is at least the least of them.
+    Over the floor's step time it bounds a layout's cost per token from below, as the floor bounds tokens/s."""
+    pm = meter.model
+    chip_w = min(pm.chip.gemm_w, pm.chip.memory_w, pm.chip.waiting_w)
+    it = meter.job_servers * pm.server_w(chip_w) + meter.spare_servers * pm.idle_server_w + meter.fabric_w
+    return it * pm.pue / 1000 * pm.usd_per_kwh + meter.capex_usd_per_hour
 
 
 def _bin(memory: float, cap_gb: float) -> int:
