@@ -40,16 +40,14 @@ def splits(layers: int, pp: int) -> list[tuple]:
     """(first_stage_layers, last_stage_layers) of the splits the search documents, each split once."""
     short = -(-layers // pp) - 1
     out, seen = [], set()
-    # where the even split already ends one short, the first and last one short is written as the first one
-    # short (the last is then short by itself), and tried only where that gives the same split
+    # where the even split already ends one short, the third split is the first one short over it (the first
+    # and last one short where the layers allow, else the short stage moved to the front)
     ends_short = split_layers(layers, pp, None, short) == split_layers(layers, pp)
     third = (short, None) if ends_short else (short, short)
     for first, last in ((None, None), (None, short), third):
         if (pp == 1 and last is not None) or (pp < 3 and first is not None):
             continue
         split = split_layers(layers, pp, first, last)
-        if (first, last) == (short, None) and split != split_layers(layers, pp, short, short):
-            continue
         if sum(split) == layers and min(split) >= 1 and split not in seen:
             seen.add(split)
             out.append((first, last))
@@ -144,6 +142,29 @@ def test_the_memory_and_schedule_knobs_are_searched_exactly_too():
     found = searched(result)
     assert set(found) == set(truth) and len(truth) > 50
     assert result.layout_refused["fits in the chip's memory"] > 0
+
+
+def test_eight_layers_on_three_stages_are_split_with_the_short_stage_last_and_first():
+    base = small("cluster.nodes=3", "workload.global_batch=48")  # 24 chips: three stages of eight
+    grid = {
+        "parallelism.tp": [8],
+        "parallelism.cp": [1],
+        "parallelism.pp": [3],
+        "workload.micro_batch": [1, 2, 3, 4, 6, 8, 12, 16, 24, 48],
+        "parallelism.interleave": [1, 2, 3],
+        "parallelism.sequence_parallel": [True, False],
+        "features.tp_overlap": [False, True],
+    }
+    truth = exhaustive(base, {**grid, "parallelism.zero": [1], "workload.recompute": ["selective"]})
+    fixed = ("parallelism.tp=8", "parallelism.cp=1", "parallelism.pp=3", "parallelism.zero=1",
+             "workload.recompute=selective")  # fmt: skip
+    result = search(base, Request(fix=fixed, top=10**6))
+
+    found = searched(result)
+    assert set(found) == set(truth) and len(truth) > 20
+    stages = {split_layers(8, 3, r.knobs["parallelism.first_stage_layers"], r.knobs["parallelism.last_stage_layers"])
+              for r in result.best}  # fmt: skip
+    assert stages == {(3, 3, 2), (2, 3, 3)}
 
 
 def test_the_pruned_search_finds_the_top_layouts_exhaustive_estimates_find_estimating_fewer():

@@ -15,10 +15,12 @@ Uneven pipeline stages are searched as three splits for every pp > 1: the even s
 one layer short (it also runs the output layer and the loss), and the first and the last one short each
 (the first holds the embedding and the most micro-batches in flight; Llama 3's 405B run balanced its
 pipeline this way). A split that gives the same layers per stage as one before it is not tried twice. Where
-the even split already ends one short, the third is written as the first one short, and tried where that
-gives the first and the last one short (126 layers on 16 stages: 7, 8 × 14, 7).
-Finer splits are for `--vary parallelism.last_stage_layers=...`: the three cover the published practice
-without multiplying the layouts by the layer count.
+the even split already ends one short, the third is written as the first one short: the first and the last
+one short where the layers allow it (126 layers on 16 stages: 7, 8 × 14, 7), else the short stage moved to
+the front (8 layers on 3 stages: 3, 3, 2 even, then 2, 3, 3, which holds fewer layers where the most
+micro-batches are in flight). Finer splits, and ones with a third stage size (2, 4, 2), are for
+`--vary parallelism.first_stage_layers=... --vary parallelism.last_stage_layers=...`: the three cover the
+published practice without multiplying the layouts by the layer count.
 """
 
 from __future__ import annotations
@@ -242,12 +244,11 @@ def _first_stage(s: Space, c: Choice) -> list[int | None]:
     layers, short = s.model.layers, _short(s, c)
     if last is None:
         # where the even split already has its last stage one short, that choice was not offered twice: the
-        # first and last one short is then the first one short over the even split
+        # third split is then the first one short over the even split (the first and last one short where the
+        # layers allow, else the short stage moved to the front: 8 layers on 3 stages, 2, 3, 3)
         if split_layers(layers, pp, None, short) != split_layers(layers, pp):
             return [None]
         split = split_layers(layers, pp, short, None)
-        if split != split_layers(layers, pp, short, short):
-            return [None]
     else:
         split = split_layers(layers, pp, short, last)
     return [None, short] if _valid(s, split) and split != split_layers(layers, pp, None, last) else [None]
