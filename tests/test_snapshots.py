@@ -96,3 +96,27 @@ def test_the_10k_cluster_with_a_failed_server_at_120x40(snap_compare):
         await settle(pilot, 0.3)
 
     assert snap_compare(starter("scenarios/kuae-mtt-s4000-10k.toml"), terminal_size=(120, 40), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_layout_search_with_its_best_layouts(snap_compare, size):
+    from textual.widgets import OptionList
+
+    from factorysim.tui.search_dialog import SearchScreen
+
+    from .test_search import SMALL
+    from .test_tui import until
+
+    app = FactorySimApp(load_scenario(None, SMALL), None, clock=SimClock(speed=3600.0, paused=True))
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press("enter")  # the search button has the focus; the search runs in one process
+        listed = lambda: app.screen.query_one("#search-results", OptionList)  # noqa: E731
+        await until(pilot, lambda: listed().display and listed().option_count == 5, seconds=120)
+        await until(pilot, lambda: "layouts tried" in str(app.screen.query_one("#search-status").render()))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
