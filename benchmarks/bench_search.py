@@ -4,7 +4,7 @@
     python benchmarks/bench_search.py rate       estimates per second per core, 16K-chip scenario
     python benchmarks/bench_search.py search     rank every layout of Llama-3 405B on 16,384 H100
     python benchmarks/bench_search.py sweep      1,000 points x 4 seeds of 30-day runs, 10K cards
-    python benchmarks/bench_search.py profile    where one estimate's time goes (cProfile)
+    python benchmarks/bench_search.py profile    where one estimate's and a sweep batch's time goes (cProfile)
 
 Targets (issue: layout search and sweeps, 2 cores): >= 2,000 estimates per second per core on a 16K-chip
 cluster; every valid 405B layout ranked in <= 10 s; the 1,000 x 4 sweep in <= 60 s locally.
@@ -31,7 +31,7 @@ from factorysim.explore.knobs import KNOBS, Space
 from factorysim.explore.layouts import BatchJob, Domain, evaluate, placements
 from factorysim.explore.runner import default_workers
 from factorysim.explore.search import search
-from factorysim.explore.sweep import parse_axis, sweep
+from factorysim.explore.sweep import SweepJob, compute, parse_axis, sweep
 from factorysim.perf import estimate_step, step_links
 from factorysim.scenario import resolve_layout, scenario_data
 from factorysim.topology.edits import index_for
@@ -133,6 +133,15 @@ def profile() -> None:
     links = step_links(index, layout)
     _profiled("200 estimates, warm (group links cached for the placement)",
               lambda: [estimate_step(s, layout, links) for _ in range(200)])  # fmt: skip
+    # a sweep's worker: 5 points x 4 seeds of 30-day runs of the 10K-card scenario (its step estimates shared)
+    k10 = load_scenario(K10)
+    items = []
+    for minutes in (5, 10, 20, 40, 80):
+        data = scenario_data(k10)
+        data["reliability"]["checkpoint_interval"] = minutes * 60.0
+        data["run"]["duration"] = 30 * 86400.0
+        items += [(f"{minutes}-{seed}", data, seed) for seed in range(1, 5)]
+    _profiled("a sweep batch: 20 runs of 30 days, 10,000 cards", lambda: compute(SweepJob(items)))
 
 
 def main() -> None:
