@@ -532,7 +532,7 @@ async def test_the_open_dialog_picks_a_file_from_its_tree(tmp_path):
 
 async def test_at_80x24_every_dashboard_number_is_on_screen():
     app = app_for()
-    labels = ("0d 00:00:00", "peak", "delivered", "× generality", "× stability", "49.4%", "tokens/s",
+    labels = ("0d 00:00:00", "peak", "delivered", "× generality", "× stability", "49.3%", "tokens/s",
               "no faults", "ETTR", "100.00%", "stability", "MFU now", "per step", "replicas", "32/32",
               "stops", "chips ok", "isolated", "failed", "in repair", "spares", "tokens", "ETA")  # fmt: skip
     async with app.run_test(size=(80, 24)) as pilot:
