@@ -684,6 +684,34 @@ async def test_help_lists_every_key():
         assert not isinstance(app.screen, HelpScreen)
 
 
+async def test_the_palette_help_and_bindings_come_from_one_table():
+    from factorysim.tui import keys
+
+    app = app_for(path="scenarios/kuae-mtt-s4000-10k.toml")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        help_keys = {k for row, _ in keys.HELP for k in row.split(" / ")}
+        for title, action, key in keys.PALETTE:
+            assert commands[title].callback == getattr(app, f"action_{action}")
+            assert commands[title].help == (f"{key}: {title.lower()}" if key else title)
+            assert not key or key in help_keys, title
+        bound = {b.action for b in app.BINDINGS}  # type: ignore[union-attr]
+        for k in keys.KEYS:
+            if k.keys:
+                assert k.action in bound
+                assert hasattr(app, "action_" + k.action.split("(")[0]), k.action
+        commands["Colour-blind-safe theme"].callback()
+        assert app.theme == "factorysim-colour-blind"
+        await select(pilot, app, "pod0")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.view == View("pod", 0)
+        commands["Zoom out"].callback()
+        await pilot.pause()
+        assert app.view == View("cluster")
+
+
 async def test_a_recorded_run_replays_in_the_sandbox_to_the_same_final_state(tmp_path):
     from factorysim import Simulation
     from factorysim.engine import replay
