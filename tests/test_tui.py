@@ -316,6 +316,24 @@ async def test_choosing_an_event_goes_to_its_node():
         assert app.view == View("server", 5) and app.canvas.selected == "n5.3"
 
 
+@pytest.mark.parametrize(("overrides", "faults", "shown"), [
+    ((), (), "none"),  # the cluster keeps no spares
+    (("cluster.nodes=9", "cluster.spare_nodes=1"), (), "8"),  # one server of eight chips waits
+    (("cluster.nodes=9", "cluster.spare_nodes=1"), ("n5",), "empty"),  # it took n5's place: the pool ran dry
+])  # fmt: skip
+async def test_the_spares_line_tells_a_dry_pool_from_none_at_all(overrides, faults, shown):
+    app = app_for(overrides=overrides)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        for node in faults:
+            assert app.sandbox.inject(Fault(node, "fail")).ok
+        app.sandbox.sim.run_until(app.sandbox.sim.now + 3600)
+        app.show_frame(app.sandbox.sim.snapshot())
+        await pilot.pause()
+        line = next(line for line in screen_text(app).splitlines() if " spares " in line)
+        assert line.split(" spares ")[1].split()[0] == shown
+
+
 async def test_the_event_filter_keeps_matching_events():
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:

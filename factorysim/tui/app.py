@@ -390,7 +390,8 @@ class FactorySimApp(App[None]):
             series = (s.column("t"), s.column("tokens_per_s"), s.column("ettr"))
         with self.batch_update():
             self.dashboard.show(frame, sb.step, self.clock.speed, self.clock.paused,
-                                sb.scenario.workload.target_tokens, self.storm, series)  # fmt: skip
+                                sb.scenario.workload.target_tokens, self.storm, series,
+                                spare_nodes=sb.scenario.cluster.spare_nodes)  # fmt: skip
             self._challenge_frame()
             if sb.read_only:
                 self.slider.set(frame.t, sb.recording.end, self.clock.paused)
