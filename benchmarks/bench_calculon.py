@@ -44,7 +44,7 @@ run), evaluated the way its search evaluates one (Llm, compile, run, stats) in a
 workers, pool start-up included as Calculon's own rate includes it; the whole-space time is extrapolated
 from that rate and labelled so. The enumeration is checked against Calculon's own count (`loe -d`) before
 anything is timed, and `validate` compares the sampled rate with the rate Calculon prints for a complete
-search small enough to run (8 chips, batch 1, no overlap: about 2,000 executions).
+search small enough to run (128 chips, batch 1, no overlap: 1,976 executions).
 Runs of the two tools alternate, so both see the same load on a shared machine; medians are quoted.
 """
 
@@ -131,13 +131,15 @@ def as_json(e):
 
 
 def run_one(e):
+    t = time.perf_counter()
     try:
         model = Llm(app, logging.Logger("sub"))
         model.compile(syst, Llm.Execution.from_json(as_json(e)))
         model.run(syst)
-        return model.get_stats_json(False)["sample_rate"]
+        rate = model.get_stats_json(False)["sample_rate"]
     except Llm.Error:
-        return None
+        rate = None
+    return rate, time.perf_counter() - t
 
 
 total = sum(1 for _ in executions())
@@ -150,8 +152,9 @@ if cfg["sample"]:
     with mp.Pool(cfg["workers"]) as pool:
         rates = pool.map(run_one, picked, chunksize=4)
     wall = time.perf_counter() - t
-    good = [r for r in rates if r is not None]
-    out.update(sampled=k, wall=wall, good=len(good), best=max(good, default=None))
+    good = [dt for r, dt in rates if r is not None]
+    bad = [dt for r, dt in rates if r is None]
+    out.update(sampled=k, wall=wall, good=len(good), good_s=sum(good), bad_s=sum(bad))
 print(json.dumps(out))
 '''
 
@@ -248,8 +251,12 @@ def compare(root: Path, py: str, chips: int) -> None:
     f_est = med(r["estimated"] / r["wall"] for r in fs)
     f_tried = med(r["tried"] / r["wall"] for r in fs)
     c_rate = med(r["sampled"] / r["wall"] for r in cs)
-    c_fit = sum(r["good"] for r in cs) / sum(r["sampled"] for r in cs)
     c_whole = own / c_rate
+    n_good = sum(r["good"] for r in cs)
+    n_bad = sum(r["sampled"] - r["good"] for r in cs)
+    c_good_ms = 1e3 * sum(r["good_s"] for r in cs) / max(n_good, 1)
+    c_bad_ms = 1e3 * sum(r["bad_s"] for r in cs) / max(n_bad, 1)
+    c_fit = n_good / (n_good + n_bad)
     f = fs[0]
     f_runs = ", ".join(f"{r['wall']:.1f}" for r in fs)
     c_runs = ", ".join(f"{r['sampled'] / r['wall']:.1f}" for r in cs)
@@ -261,27 +268,33 @@ def compare(root: Path, py: str, chips: int) -> None:
           f"best {f['best']:,.0f} tokens/s")  # fmt: skip
     print(f"  Calculon loe: {own:,} executions in its space (loe -d; the sampler agrees); "
           f"{c_rate:.1f} executions/s ({c_rate / w:.1f} per core) on samples of {cs[0]['sampled']} "
-          f"(runs {c_runs}/s), {c_fit:.0%} of them fit; "
+          f"(runs {c_runs}/s), {c_fit:.0%} of them fit "
+          f"({c_good_ms:.0f} ms each in a worker; {c_bad_ms:.1f} ms for one refused); "
           f"whole space, extrapolated: {c_whole / 3600:.1f} h")  # fmt: skip
-    print(f"  ratio factorysim/Calculon: {f_est / c_rate:,.0f}x per full evaluation (estimate vs execution), "
-          f"{f_tried / c_rate:,.0f}x per layout enumerated, {c_whole / f_wall:,.0f}x to cover the whole space")  # fmt: skip
+    print(f"  ratio factorysim/Calculon: {f_est / c_rate:,.0f}x in full evaluations per second of search "
+          f"(estimates vs executions), "
+          f"{f_tried / c_rate:,.0f}x in layouts tried per second, "
+          f"{c_whole / f_wall:,.0f}x in time to search each tool's whole space")  # fmt: skip
 
 
 def validate(root: Path, py: str) -> None:
     """A complete Calculon search small enough to finish: its printed rate against the sampler's."""
     w = ARGS.workers
-    chips, batch = 8, 1
+    chips, batch = 128, 1
     cfg = {"model": ARGS.model, "system": ARGS.system, "chips": chips, "datatype": DTYPE, "max_batch": batch,
            "workers": w, "tp_overlap": False, "dp_overlap": False, "sample": ARGS.sample, "seed": 7}  # fmt: skip
-    sampled = calculon_child(root, py, cfg)
+    before = calculon_child(root, py, cfg)  # the sampler before and after the complete run: same load
     full = calculon_loe(root, py, chips, batch, w, "--no-tp-overlap", "--no-dp-overlap")
-    if full["total"] != sampled["total"]:
-        fail(f"bench_calculon: loe ran {full['total']:,} executions, the sampler enumerates {sampled['total']:,}")
-    s_rate = sampled["sampled"] / sampled["wall"]
+    after = calculon_child(root, py, {**cfg, "seed": 8})
+    if full["total"] != before["total"]:
+        fail(f"bench_calculon: loe ran {full['total']:,} executions, the sampler enumerates {before['total']:,}")
+    rates = [r["sampled"] / r["wall"] for r in (before, after)]
+    fit = (before["good"] + after["good"]) / (before["sampled"] + after["sampled"])
     print(f"validate, Llama-3 405B on {chips} H100, batch {batch}, no overlap, {w} workers: Calculon loe ran all "
           f"{full['total']:,} executions in {full['wall']:.1f} s, printing {full['rate']:.1f}/s "
-          f"({full['good']:,} fit); the sampler: {s_rate:.1f}/s on {sampled['sampled']} "
-          f"({sampled['good']} fit); sampled/complete {s_rate / full['rate']:.2f}")  # fmt: skip
+          f"({full['good'] / full['total']:.0%} fit); the sampler, before and after: {rates[0]:.1f}/s and "
+          f"{rates[1]:.1f}/s on {before['sampled']} each ({fit:.0%} fit); "
+          f"sampled/complete {rates[0] / full['rate']:.2f} and {rates[1] / full['rate']:.2f}")  # fmt: skip
 
 
 def main() -> None:
@@ -292,7 +305,7 @@ def main() -> None:
     p.add_argument("--calculon-python", metavar="PATH", help="Python with Calculon's needs (default: $CALCULON_PYTHON)")
     p.add_argument("--chips", default="16384,1024", help="cluster sizes, comma-separated (16384, 1024)")
     p.add_argument("--workers", type=int, default=2, help="worker processes for each tool (default 2)")
-    p.add_argument("--sample", type=int, default=240, help="Calculon executions timed per run (default 240)")
+    p.add_argument("--sample", type=int, default=1500, help="Calculon executions timed per run (default 1500)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each tool, alternating (default 3)")
     p.add_argument("--model", default="llama3-405b.json", help="Calculon application file, in the checkout")
     p.add_argument("--system", default="systems/h100_80g_nvl8.json", help="Calculon system file, in the checkout")
