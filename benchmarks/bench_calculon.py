@@ -316,7 +316,10 @@ def main() -> None:
     if ARGS.what == "validate":
         validate(root, py)
         return
-    for chips in (int(c) for c in ARGS.chips.split(",")):
+    sizes = [int(c) for c in ARGS.chips.split(",") if c.strip().isdigit()]
+    if not sizes or any(c != 16384 and c not in SMALLER for c in sizes):
+        fail(f"bench_calculon: --chips {ARGS.chips!r}: allowed are 16384 and {', '.join(map(str, SMALLER))}")
+    for chips in sizes:
         compare(root, py, chips)
 
 
