@@ -12,6 +12,7 @@ import math
 from dataclasses import replace
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from factorysim import estimate
@@ -30,7 +31,7 @@ from factorysim.perf.power import (
     power_problems,
     step_power,
 )
-from factorysim.perf.step import _gemm_rate, _layer_compute, estimate_step, job_kernels, layer_compute
+from factorysim.perf.step import _gemm_rate, _in_network, _layer_compute, estimate_step, job_kernels, layer_compute
 from factorysim.scenario import apply_overrides, catalog, default_scenario_text, parse_toml, validate_scenario
 from factorysim.scenario.parallel import resolve_layout
 from factorysim.topology import GroupLinks
@@ -75,6 +76,25 @@ def test_a_dead_scale_up_link_blocks_the_flat_ring_inside_and_charges_nothing_ac
     assert coll.reduce_scatter(S, rates(g)) == (math.inf, 0.0)
 
 
+def test_a_send_over_a_crawling_nic_is_slow_not_blocked():
+    g = GroupLinks(2, 2, 1, math.inf, 1.0, True, False)  # 0.9 B/s achieved
+    assert coll.p2p(S, rates(g)) == (0.0, pytest.approx(S / 0.9 + A_OUT, rel=1e-12))
+
+
+@pytest.mark.parametrize(
+    "group,up,out,expected",
+    [
+        (GroupLinks(2, 1, 2, UP, math.inf, False, False), False, False, False),  # two ranks in a server, rings
+        (GroupLinks(2, 1, 2, UP, math.inf, False, False), True, False, True),
+        (GroupLinks(2, 2, 1, math.inf, OUT, True, False), False, False, False),  # two servers, rings
+        (GroupLinks(2, 2, 1, math.inf, OUT, True, False), False, True, True),
+        (GroupLinks(1, 1, 1, math.inf, math.inf, False, False), True, True, False),  # nothing to reduce
+    ],
+)
+def test_a_group_reduces_in_the_network_only_when_every_side_that_carries_data_does(group, up, out, expected):
+    assert _in_network(LinkRates(group, 0.8, 0.9, A_UP, A_OUT, up, out, 0.6, 0.7)) is expected
+
+
 # ---------------------------------------------------------------- the layout chosen by rule
 
 
@@ -88,7 +108,7 @@ def test_the_rule_keeps_tp_at_one_when_no_larger_degree_divides_the_mlp_width():
 
 
 def test_the_rule_tries_pipelines_up_to_one_layer_per_stage():
-    # four layers of 37.5 B parameters: at tp 8 two stages hold twice the parameters and do not fit; four do
+    # four layers of 39.5 B parameters (12·h²): at tp 8 two stages hold twice the parameters and do not fit; four do
     s = without_layout("workload.layers=4", "workload.hidden=57344", "workload.heads=64",
                        "workload.ffn_hidden=229376", "workload.vocab=32000", "workload.seq_len=2048")  # fmt: skip
 
@@ -100,6 +120,26 @@ def test_the_rule_tries_pipelines_up_to_one_layer_per_stage():
     assert need(2, "full") > 80 * GB and need(4, "selective") <= 80 * GB
     chosen = default_layout(s)
     assert (chosen.parallelism.tp, chosen.parallelism.pp, chosen.workload.recompute) == (8, 4, "selective")
+
+
+def test_the_rule_tries_only_tensor_parallel_degrees_that_divide_a_server():
+    # six chips per server: tp 4 would fit without a pipeline, but only 1 and 2 divide the server
+    s = without_layout("cluster.chips_per_node=6", "workload.layers=32", "workload.hidden=8192", "workload.heads=64",
+                       "workload.ffn_hidden=32768", "workload.vocab=32000", "workload.global_batch=240")  # fmt: skip
+    chosen = default_layout(s)
+    assert chosen.parallelism.tp == 2
+    assert memory_per_chip(chosen, resolve_layout(chosen)).total <= 80 * GB
+
+
+def test_pipeline_links_follow_the_placement():
+    # tp 4, pp 2 on 8-chip servers: in order, the two stages of a pipeline sit on different servers; this
+    # placement puts stage 1 of each pipeline in the other half of stage 0's server
+    s = scenario("parallelism.tp=4", "parallelism.pp=2", "parallelism.dp=auto")
+    lay, index = resolve_layout(s), index_for(s.cluster)
+    placement = np.array([r // 4 * 8 + r % 4 if r < 32 else (r - 32) // 4 * 8 + 4 + r % 4 for r in range(64)])
+    assert step_links(index, lay).pp.n_nodes == 2
+    placed = step_links(index, lay, placement).pp
+    assert placed == index.group_links(lay, "pp", placement) and (placed.n_nodes, placed.n_local) == (1, 2)
 
 
 # ---------------------------------------------------------------- memory: hints and the boundary
@@ -165,6 +205,19 @@ def test_routed_tokens_count_each_of_their_top_k_experts_in_the_memory_bound_ker
     assert got.memory == pytest.approx(T * per_token / hbm, rel=1e-12)
 
 
+def test_an_eager_loss_reaches_the_step_through_the_kernel_memo():
+    base = ("workload.model=llama3-70b", "parallelism.tp=8", "parallelism.pp=1", "parallelism.dp=auto",
+            "workload.global_batch=64")  # fmt: skip
+    fused, eager = scenario(*base), scenario(*base, "workload.loss=eager")
+    lay, chip, m = resolve_layout(fused), fused.cluster.chip_spec, fused.workload.model_spec()
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    a = job_kernels(fused, lay, chip, m, fused.workload.seq).logits
+    b = job_kernels(eager, lay, chip, m, eager.workload.seq).logits
+    assert b - a == pytest.approx(
+        8192 * (KERNELS.eager_logit_bytes - KERNELS.logit_bytes) * m.vocab / 8 / hbm, rel=1e-9
+    )
+
+
 # ---------------------------------------------------------------- the step
 
 
@@ -214,6 +267,9 @@ def test_catalog_figures_name_the_catalog_they_come_from(starter):
     assert pm.origin["pue"] == pm.origin["electricity"] == pm.origin["carbon"] == "power.toml [facility]"
     assert pm.origin["chip_usd"] == "H100-SXM-80GB catalog"
     assert pm.origin["tdp_w"] == "H100-SXM-80GB catalog"
+    assert pm.origin["host_w"] == "H100-SXM-80GB catalog (derived)"  # per chip in the catalog, times 8
+    assert pm.origin["switch_usd"] == pm.origin["fabric"]
+    assert pm.origin["amortization_years"] == "power.toml [facility]"
 
 
 def test_an_inline_chip_and_fabric_are_named_by_their_keys():
@@ -225,11 +281,15 @@ def test_an_inline_chip_and_fabric_are_named_by_their_keys():
     assert pm.origin["tdp_w"] == "cluster.chip"
     assert pm.chip.waiting_w == 123 and pm.origin["waiting_w"] == "cluster.chip"
     assert pm.origin["fabric"] == "cluster.fabric.technology catalog"
+    share = "[chip_defaults] share of TDP (assumption)"
+    assert pm.origin["idle_w"] == pm.origin["memory_bound_w"] == pm.origin["host_w"] == share
+    assert pm.origin["server_usd"] == pm.origin["chip_usd"] == "not priced"
 
 
 def test_figures_set_in_the_scenario_say_so(starter):
-    s = scenario("power.waiting_w=150", "cost.switch_usd=10000")
+    s = scenario("power.waiting_w=150", "cost.switch_usd=10000", "facility.electricity_usd_per_kwh=0.2")
     pm = power_model(s)
+    assert pm.usd_per_kwh == 0.2 and pm.origin["electricity"] == "[facility]"
     assert pm.chip.waiting_w == 150 and pm.origin["waiting_w"] == "[power]"
     assert pm.switch_usd == 10000 and pm.origin["switch_usd"] == "[cost]"
 
@@ -265,10 +325,15 @@ def test_a_cap_at_exactly_the_memory_bound_draw_is_allowed(starter):
     assert problem.path == "cluster.power_cap_w"
 
 
-def test_a_facility_limit_on_a_chip_without_tdp_names_the_facility_key():
+def test_a_check_that_needs_the_tdp_of_a_chip_without_one_names_the_key_that_asked():
     chip = "{bf16_tflops=500, memory_gb=96, hbm_tb_s=3}"
     [problem] = power_problems(scenario(f"cluster.chip={chip}", "cluster.scale_up=NVLink4", "facility.power_mw=10"))
     assert problem.path == "facility.power_mw"
+    # a cap set in code (as a search varies it; a scenario file with it is refused before this check)
+    s = scenario(f"cluster.chip={chip}", "cluster.scale_up=NVLink4")
+    capped = s.model_copy(update={"cluster": s.cluster.model_copy(update={"power_cap_w": 300.0})})
+    [problem] = power_problems(capped)
+    assert problem.path == "cluster.power_cap_w"
 
 
 # ---------------------------------------------------------------- power: the step's figures
@@ -303,4 +368,5 @@ def test_the_time_to_a_target_follows_any_positive_rate_and_is_endless_at_none(s
     to = slow.to_tokens(10.0)
     assert to["hours"] == 20.0
     assert to["electricity_usd"] == pytest.approx(slow.electricity_usd_per_hour * 20.0, rel=1e-12)
+    assert to["energy_mwh"] == pytest.approx(slow.site_w * 20.0 / 1e6, rel=1e-12)
     assert replace(sp, step_time_s=0.0).to_tokens(10.0)["hours"] == math.inf
