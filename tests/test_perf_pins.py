@@ -18,9 +18,10 @@ import pytest
 from factorysim import estimate
 from factorysim.perf import KERNELS, calibration, step_links
 from factorysim.perf import collectives as coll
+from factorysim.perf import step as step_module
 from factorysim.perf.collectives import LinkRates
 from factorysim.perf.job import default_layout
-from factorysim.perf.memory import GB, fit_hints, memory_per_chip, memory_problems
+from factorysim.perf.memory import GB, fit_hints, memory_per_chip, memory_problems, stage_params
 from factorysim.perf.power import (
     HOURS_PER_YEAR,
     PowerUnknown,
@@ -123,12 +124,18 @@ def test_the_rule_tries_pipelines_up_to_one_layer_per_stage():
 
 
 def test_the_rule_tries_only_tensor_parallel_degrees_that_divide_a_server():
-    # six chips per server: tp 4 would fit without a pipeline, but only 1 and 2 divide the server
+    # six chips per server: tp 4 would fit without a pipeline, but only 1 and 2 divide the server; tp 2 needs
+    # three stages (tp·pp = 6 divides the 48 chips though 2/3 is no integer)
     s = without_layout("cluster.chips_per_node=6", "workload.layers=32", "workload.hidden=8192", "workload.heads=64",
                        "workload.ffn_hidden=32768", "workload.vocab=32000", "workload.global_batch=240")  # fmt: skip
+
+    def need(pp: int) -> float:
+        laid = s.model_copy(update={"parallelism": s.parallelism.model_copy(update={"tp": 2, "pp": pp, "dp": "auto"})})
+        return memory_per_chip(laid, resolve_layout(laid)).total
+
+    assert need(2) > 80 * GB >= need(3)
     chosen = default_layout(s)
-    assert chosen.parallelism.tp == 2
-    assert memory_per_chip(chosen, resolve_layout(chosen)).total <= 80 * GB
+    assert (chosen.parallelism.tp, chosen.parallelism.pp, chosen.workload.recompute) == (2, 3, "selective")
 
 
 def test_pipeline_links_follow_the_placement():
@@ -152,6 +159,15 @@ def test_the_smaller_micro_batch_hint_needs_what_that_scenario_needs_with_twice_
     assert (resolve_layout(two).micro_batches, resolve_layout(one).micro_batches) == (2, 4)
     need = memory_per_chip(one, resolve_layout(one)).total
     assert f"workload.micro_batch = 1 ({need / GB:.1f} GB)" in fit_hints(two, resolve_layout(two))
+
+
+def test_unfused_attention_with_pointwise_recompute_is_told_that_selective_recompute_would_fit():
+    base = ("workload.attention=unfused", "parallelism.tp=2", "parallelism.dp=auto")
+    pointwise = scenario(*base, "workload.recompute=pointwise")
+    selective = scenario(*base, "workload.recompute=selective")
+    need = memory_per_chip(selective, resolve_layout(selective)).total
+    assert need <= 80 * GB < memory_per_chip(pointwise, resolve_layout(pointwise)).total
+    assert f'workload.recompute = "selective" ({need / GB:.1f} GB)' in fit_hints(pointwise, resolve_layout(pointwise))
 
 
 def test_a_job_that_needs_exactly_the_chips_memory_fits():
@@ -218,6 +234,29 @@ def test_an_eager_loss_reaches_the_step_through_the_kernel_memo():
     )
 
 
+def test_unfused_attention_with_context_parallelism_moves_the_scores_of_its_share_of_the_keys():
+    chip, m = catalog().chips["H100-SXM-80GB"], catalog().models["llama3-8b"]
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    seq, cp, h, f, heads = 8192, 2, 4096, 14336, 32
+    got = _layer_compute(chip, m, "bf16", "unfused", "selective", seq, 1, cp, 1, 1, True, False)
+    per_token = (
+        KERNELS.norm_bytes * h + KERNELS.gated_mlp_bytes * f + KERNELS.unfused_attention_bytes * heads * seq / cp
+    )
+    assert got.memory == pytest.approx(seq / cp * per_token / hbm, rel=1e-12)
+
+
+def test_pointwise_recompute_of_a_plain_mlp_runs_gelu_forward_again():
+    chip, m = catalog().chips["H100-SXM-80GB"], catalog().models["gpt3-5b"]
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    T, h, f = 2048, m.hidden, m.ffn
+    got = _layer_compute(chip, m, "bf16", "flash", "pointwise", T, 1, 1, 1, 1, True, False)
+    per_token = (KERNELS.norm_bytes + KERNELS.norm_forward_bytes) * h + (
+        KERNELS.mlp_bytes + KERNELS.mlp_forward_bytes
+    ) * f
+    assert not m.gated_mlp
+    assert got.memory == pytest.approx(T * per_token / hbm, rel=1e-12)
+
+
 # ---------------------------------------------------------------- the step
 
 
@@ -228,6 +267,32 @@ def test_the_breakdown_sums_to_the_step_when_tensor_parallelism_crosses_servers(
     e = estimate_step(s, lay, replace(links, tp=GroupLinks(2, 2, 1, math.inf, 50e9, True, False)))
     assert e.breakdown.tp_s > 0.1 * e.step_time_s  # the TP collectives run over the NIC
     assert e.breakdown.total == pytest.approx(e.step_time_s, rel=1e-12)
+
+
+def test_the_optimizer_streams_the_owned_parameters_through_hbm(starter):
+    e = estimate(starter)
+    lay, chip = e.layout, starter.cluster.chip_spec
+    params = stage_params(starter, lay, 0)
+    owned = params.dense / (lay.dp * lay.cp) + params.experts / max(1, lay.dp * lay.cp // lay.ep)  # ZeRO-1
+    hbm = chip.hbm_tb_s * 1e12 * chip.hbm_efficiency
+    assert e.breakdown.optimizer_s == pytest.approx(
+        owned * (KERNELS.optimizer_bytes_per_param + 4.0) / hbm, rel=1e-14, abs=0
+    )
+
+
+def test_in_network_data_parallel_collectives_steal_a_third_of_what_rings_steal(monkeypatch):
+    # tp 8 fills a server: each data-parallel group has one rank per server and SHARP on the fabric
+    base = ("parallelism.tp=8", "parallelism.dp=auto", "features.in_network_reduction=true")
+
+    def dp_s(*more: str) -> float:
+        return estimate(scenario(*base, *more)).breakdown.dp_s
+
+    free = dp_s("features.async_comm_engine=true")
+    third = dp_s()
+    monkeypatch.setattr(step_module, "KERNELS", replace(KERNELS, in_network_interference=1.0))
+    whole = dp_s()
+    assert whole > free
+    assert third - free == pytest.approx((whole - free) / 3, rel=1e-9)
 
 
 def test_no_note_about_in_network_reduction_when_the_feature_is_off():
@@ -245,6 +310,7 @@ def test_the_estimate_as_a_dict_reports_each_figure_under_its_name(starter):
     for key in ("tokens_per_s", "mfu", "hfu", "tflops_per_chip", "hw_tflops_per_chip", "fits", "chips"):
         assert d[key] == getattr(e, key), key
     assert d["step_time_s"] == e.step_time_s and d["critical_stage"] == e.critical_stage
+    assert (d["peak_pflops"], d["delivered_pflops"]) == (e.peak_flops / 1e15, e.delivered_flops / 1e15)
 
 
 # ---------------------------------------------------------------- calibration
@@ -270,6 +336,17 @@ def test_catalog_figures_name_the_catalog_they_come_from(starter):
     assert pm.origin["host_w"] == "H100-SXM-80GB catalog (derived)"  # per chip in the catalog, times 8
     assert pm.origin["switch_usd"] == pm.origin["fabric"]
     assert pm.origin["amortization_years"] == "power.toml [facility]"
+    assert pm.origin["host_idle_w"] == "[chip_defaults] share of host_w (assumption)"
+
+
+def test_a_fabric_whose_power_figures_are_all_assumed_says_so():
+    pm = power_model(scenario('cluster.fabric.technology="OmniPath-100"', "cluster.fabric.nic_gbps=100"))
+    assert pm.origin["fabric"] == "OmniPath-100 catalog (assumption)"
+
+
+def test_a_nic_port_is_counted_however_slow_its_link():
+    s = scenario("cluster.fabric.nic_gbps=4e-9")  # half a byte a second
+    assert fabric_inventory(index_for(s.cluster)).nic_ports == 64
 
 
 def test_an_inline_chip_and_fabric_are_named_by_their_keys():
@@ -287,8 +364,10 @@ def test_an_inline_chip_and_fabric_are_named_by_their_keys():
 
 
 def test_figures_set_in_the_scenario_say_so(starter):
-    s = scenario("power.waiting_w=150", "cost.switch_usd=10000", "facility.electricity_usd_per_kwh=0.2")
+    s = scenario("power.waiting_w=150", "power.host_w=3000", "cost.switch_usd=10000",
+                 "facility.electricity_usd_per_kwh=0.2")  # fmt: skip
     pm = power_model(s)
+    assert pm.host_w == 3000 and pm.origin["host_w"] == "[power]"
     assert pm.usd_per_kwh == 0.2 and pm.origin["electricity"] == "[facility]"
     assert pm.chip.waiting_w == 150 and pm.origin["waiting_w"] == "[power]"
     assert pm.switch_usd == 10000 and pm.origin["switch_usd"] == "[cost]"
@@ -370,3 +449,11 @@ def test_the_time_to_a_target_follows_any_positive_rate_and_is_endless_at_none(s
     assert to["electricity_usd"] == pytest.approx(slow.electricity_usd_per_hour * 20.0, rel=1e-12)
     assert to["energy_mwh"] == pytest.approx(slow.site_w * 20.0 / 1e6, rel=1e-12)
     assert replace(sp, step_time_s=0.0).to_tokens(10.0)["hours"] == math.inf
+
+
+def test_figures_of_a_step_that_never_ends_are_reported_as_none(starter):
+    index = index_for(starter.cluster)
+    sp = replace(step_power(starter, estimate(starter, index), index), step_time_s=math.inf)
+    d = sp.as_dict(1e9)
+    assert sp.energy_per_step_j == math.inf and d["energy_per_step_j"] is None
+    assert d["joules_per_model_flop"] is None and d["to_target"]["hours"] is None
