@@ -8,6 +8,7 @@ import pytest
 
 from factorysim.perf import collectives as coll
 from factorysim.perf.collectives import IN_NETWORK_HALF_STEPS, IN_NETWORK_STEPS, LinkRates
+from factorysim.scenario.catalog import catalog
 from factorysim.topology import GroupLinks
 
 UP, OUT = 400e9, 50e9  # bytes/s per direction: scale-up link, NIC
@@ -159,3 +160,49 @@ def test_nvlink_sharp_reaches_the_bus_bandwidth_nccl_measures_on_8_h100():
     bus = 2 * 7 / 8 * size
     assert bus / coll.all_reduce(size, ring)[0] / 1e9 == pytest.approx(370, rel=0.05)
     assert bus / coll.all_reduce(size, r)[0] / 1e9 == pytest.approx(480, rel=0.05)
+
+
+# ------------------------------------------------------------------ a ring through many servers, catalog figures
+
+
+def h100_rates(n_nodes: int) -> LinkRates:
+    """8 H100 a server over NVLink4, one 400 Gb/s InfiniBand NDR NIC each, as the catalog gives them."""
+    cat = catalog()
+    link, fabric = cat.links["NVLink4"], cat.fabrics["InfiniBand-NDR"]
+    g = group(n_nodes, 8, up=link.gb_s_per_dir * 1e9, out=fabric.port_gbps / 8 * 1e9)
+    return LinkRates(g, link.efficiency, fabric.efficiency, link.latency_us * 1e-6, fabric.latency_us * 1e-6)
+
+
+def bus_bandwidth(size: float, r: LinkRates) -> float:
+    """nccl-tests' bus bandwidth of an all-gather of `size` bytes in total: (n-1)/n · size / time."""
+    n = r.group.size
+    return (n - 1) / n * size / sum(coll.all_gather(size, r))
+
+
+def test_a_network_step_costs_what_nccl_counts_for_one():
+    """NCCL's cost model (src/graph/tuning.cc) counts 14 us for one network step of a ring with the Simple protocol."""
+    assert catalog().fabrics["InfiniBand-NDR"].latency_us == 14.0
+
+
+def test_the_published_all_gather_on_256_h100_is_reproduced():
+    """all_gather_perf, 2 GB on 32 servers of 8 H100: 200 GB/s bus bandwidth (NVIDIA/nccl#1218). The model gives the
+    bytes 5.9 ms at 340 GB/s and the 255 ring steps 14 us each: 9.4 ms, 212 GB/s."""
+    r = h100_rates(32)
+    n = 256
+    share = (n - 1) / n * 2e9
+    assert sum(coll.all_gather(2e9, r)) == pytest.approx(share / 8 / (0.85 * 50e9) + (n - 1) * 14e-6, rel=1e-12)
+    assert bus_bandwidth(2e9, r) == pytest.approx(200e9, rel=0.10)
+
+
+def test_a_rings_bus_bandwidth_falls_as_each_ranks_chunk_shrinks():
+    """FSDP gathers one layer at a time: an MPT-1B layer is 100 MB in BF16, 195 KB a rank on 512 GPUs, where the
+    ring's 511 steps cost more than its bytes. More ranks for the same layer, or a smaller layer, mean less bandwidth."""
+    r512 = h100_rates(64)
+    peak = 8 * 0.85 * 50e9  # large messages: eight NICs a server
+    layer_1b, layer_70b = 100e6, 1.7e9
+    by_size = [bus_bandwidth(s, r512) for s in (layer_1b, layer_70b, 100e9)]
+    assert by_size == sorted(by_size) and by_size[-1] == pytest.approx(peak, rel=0.05)
+    assert by_size[0] < 0.15 * peak  # MPT-1B's layer on 512 GPUs: latency-bound
+    by_ranks = [bus_bandwidth(layer_1b, h100_rates(servers)) for servers in (8, 16, 64)]
+    assert by_ranks == sorted(by_ranks, reverse=True)
+    assert by_ranks[0] / by_ranks[-1] > 3  # 63 steps against 511

@@ -172,19 +172,29 @@ def test_every_calibration_run_is_within_tolerance_and_fits(calibration):
     assert {r.case.convention for r in rows} == {"hardware", "model"}
 
 
-def test_validation_runs_meet_the_mean_target_and_none_is_refused(calibration):
-    """The targets are mean <= 8 % and largest <= 15 %. The mean is met; the largest is not: MPT-1B on 512 H100
-    runs 16 % slower than the model says (FSDP's per-layer collectives across 64 servers cost more than it counts;
-    the same run on 128 H100 is within 9 %). This test holds the figures as they are, the miss named."""
+def test_validation_runs_meet_both_targets_and_none_is_refused(calibration):
+    """The targets: mean |error| <= 8 %, each run within 15 %, every run fitting in memory."""
     summary = summarize(calibration, "validation")
     rows = [r for r in calibration if r.case.table == "validation"]
     assert summary.rows == len(rows) == 33
     assert {"llama3-405b-8k", "llama3-405b-16k"} <= {r.case.name for r in rows}  # Meta's layout, from the paper
     assert sum(r.case.name.startswith("mpt-") for r in rows) == 23  # MosaicML's eager FSDP runs, every one
     assert summary.mean_abs_error <= VALIDATION_MEAN, _table(rows)
-    beyond = {r.case.name: r.error for r in rows if abs(r.error) > VALIDATION_MAX}
-    assert set(beyond) == {"mpt-1b-512"} and beyond["mpt-1b-512"] < 0.17, _table(rows)
-    assert summary.refused == 0
+    assert summary.max_abs_error <= VALIDATION_MAX, _table(rows)
+    assert summary.refused == 0 and summary.ok
+
+
+@pytest.mark.parametrize(
+    "size,published",
+    [("1b", 39837 / 44123), ("3b", 21664 / 23422), ("7b", 9670 / 10475), ("13b", 4952 / 5080)],
+)
+def test_fsdp_loses_what_mosaicml_measured_from_128_to_512_gpus(calibration, size, published):
+    """llm-foundry's table: tokens/s per GPU on 512 H100 over 128, the same model and micro-batch. FSDP gathers and
+    reduces every layer over all ranks in one ring whose steps grow with them; a small layer hides less of it."""
+    runs = {r.case.name: r for r in calibration}
+    modelled = runs[f"mpt-{size}-512"].modelled / runs[f"mpt-{size}-128"].modelled
+    assert modelled < 1.0
+    assert modelled == pytest.approx(published, abs=0.04)  # -9.7 %, -7.5 %, -7.7 %, -2.5 % published
 
 
 def test_every_run_says_where_its_figures_come_from_and_what_it_assumes():

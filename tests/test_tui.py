@@ -316,6 +316,24 @@ async def test_choosing_an_event_goes_to_its_node():
         assert app.view == View("server", 5) and app.canvas.selected == "n5.3"
 
 
+@pytest.mark.parametrize(("overrides", "faults", "shown"), [
+    ((), (), "none"),  # the cluster keeps no spares
+    (("cluster.nodes=9", "cluster.spare_nodes=1"), (), "8"),  # one server of eight chips waits
+    (("cluster.nodes=9", "cluster.spare_nodes=1"), ("n5",), "empty"),  # it took n5's place: the pool ran dry
+])  # fmt: skip
+async def test_the_spares_line_tells_a_dry_pool_from_none_at_all(overrides, faults, shown):
+    app = app_for(overrides=overrides)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        for node in faults:
+            assert app.sandbox.inject(Fault(node, "fail")).ok
+        app.sandbox.sim.run_until(app.sandbox.sim.now + 3600)
+        app.show_frame(app.sandbox.sim.snapshot())
+        await pilot.pause()
+        line = next(line for line in screen_text(app).splitlines() if " spares " in line)
+        assert line.split(" spares ")[1].split()[0] == shown
+
+
 async def test_the_event_filter_keeps_matching_events():
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
@@ -532,7 +550,7 @@ async def test_the_open_dialog_picks_a_file_from_its_tree(tmp_path):
 
 async def test_at_80x24_every_dashboard_number_is_on_screen():
     app = app_for()
-    labels = ("0d 00:00:00", "peak", "delivered", "× generality", "× stability", "49.4%", "tokens/s",
+    labels = ("0d 00:00:00", "peak", "delivered", "× generality", "× stability", "49.3%", "tokens/s",
               "no faults", "ETTR", "100.00%", "stability", "MFU now", "per step", "replicas", "32/32",
               "stops", "chips ok", "isolated", "failed", "in repair", "spares", "tokens", "ETA")  # fmt: skip
     async with app.run_test(size=(80, 24)) as pilot:
@@ -682,6 +700,34 @@ async def test_help_lists_every_key():
         assert all(glyph in legend for glyph in GLYPHS.values())
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_the_palette_help_and_bindings_come_from_one_table():
+    from factorysim.tui import keys
+
+    app = app_for(path="scenarios/kuae-mtt-s4000-10k.toml")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        help_keys = {k for row, _ in keys.HELP for k in row.split(" / ")}
+        for title, action, key in keys.PALETTE:
+            assert commands[title].callback == getattr(app, f"action_{action}")
+            assert commands[title].help == (f"{key}: {title.lower()}" if key else title)
+            assert not key or key in help_keys, title
+        bound = {b.action for b in app.BINDINGS}  # type: ignore[union-attr]
+        for k in keys.KEYS:
+            if k.keys:
+                assert k.action in bound
+                assert hasattr(app, "action_" + k.action.split("(")[0]), k.action
+        commands["Colour-blind-safe theme"].callback()
+        assert app.theme == "factorysim-colour-blind"
+        await select(pilot, app, "pod0")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.view == View("pod", 0)
+        commands["Zoom out"].callback()
+        await pilot.pause()
+        assert app.view == View("cluster")
 
 
 async def test_a_recorded_run_replays_in_the_sandbox_to_the_same_final_state(tmp_path):

@@ -2,7 +2,11 @@
 
 Ring all-reduce of S bytes over n ranks: 2(n-1)/n·S/B + 2(n-1)·α. Reduce-scatter and all-gather:
 (n-1)/n·S/B + (n-1)·α each. B is the achieved bus bandwidth of the group's slowest member, α the
-latency of one algorithm step.
+latency of one algorithm step: across servers NCCL's own figure for a network step of a ring with the Simple
+protocol, the one bandwidth-bound collectives run (14 µs, the catalog's fabric latency_us). So the bus bandwidth
+a ring achieves, (n-1)/n·S / time, falls as each rank's chunk S/n shrinks: by the time a chunk's bytes take
+less than a step's latency, the ring is latency-bound (an MPT-1B layer gathered over 512 H100, 195 KB a rank,
+reaches 13 GB/s of the 330 a large message reaches).
 
 Groups that span servers: an all-reduce runs hierarchically (NCCL's trees and NVLS trees do): reduce-scatter
 inside the server over the scale-up link, the cross-server all-reduce on S/n_local per rank over each rank's
@@ -12,7 +16,10 @@ each of whose n-1 steps waits for its slowest hop, the one across servers. So it
 max(inside, across) for the bandwidth, the inside part being (n-1)/n·S·(n_local-1)/n_local over the scale-up
 link and the across part (n-1)/n·S/n_local over each rank's NIC, plus (n-1)·α_across for the latency: at 512
 ranks on 64 servers, 511 network steps where the hierarchical view would count 63 (this is why data-parallel
-groups of many ranks per server lose time as they grow). The share beyond what the NIC needs is counted inside.
+groups of many ranks per server lose time as they grow, and why FSDP's per-layer gathers and reductions over
+512 GPUs cost small models more than large ones). A published measurement agrees: all_gather_perf of 2 GB on
+256 H100 reaches 200 GB/s bus bandwidth (NVIDIA/nccl#1218), the model 212. The share beyond what the NIC
+needs is counted inside.
 
 In-network (in-switch, or near-memory) reduction, where the scale-up link or the fabric supports it
 (catalog flag) and the scenario turns it on: an all-reduce sends each byte once and gets the sum back

@@ -155,7 +155,9 @@ class FabricSpec(_Spec):
     port_gbps: PositiveFloat = Field(description="port speed, Gb/s")
     switch_radix: PositiveInt = Field(ge=4, le=4096, description="ports per switch at port speed")
     efficiency: float = Field(0.85, gt=0, le=1, description="achieved bus bandwidth / NIC bandwidth")
-    latency_us: float = Field(5.0, ge=0, description="latency per collective algorithm step across servers, µs")
+    latency_us: float = Field(
+        14.0, ge=0, description="latency per collective algorithm step across servers, µs (NCCL's network ring step)"
+    )
     in_network_reduction: bool = Field(False, description="the switches reduce (SHARP) and multicast")
     in_network_efficiency: float = Field(
         0.6, gt=0, le=1, description="achieved in-network all-reduce bandwidth (bytes each rank sends) / NIC"

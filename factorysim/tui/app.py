@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import Screen
@@ -28,6 +27,7 @@ from ..sandbox import Sandbox
 from ..scenario import Scenario, ScenarioError
 from ..topology.layout import Box
 from ..topology.targets import parse_target
+from . import keys
 from .canvas import GLYPHS, STATE_WORDS, TopologyCanvas, free_spot, legend_items
 from .dashboard import Dashboard
 from .events import EventLog, node_of
@@ -63,73 +63,10 @@ class FactorySimApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "factorysim"
-    BINDINGS = [
-        Binding("space", "toggle_pause", "Pause", id="pause", priority=True),
-        Binding("plus,equals_sign", "faster", "Faster", id="faster", key_display="+", show=False),
-        Binding("minus", "slower", "Slower", id="slower", key_display="-", show=False),
-        Binding("n", "next_event", "Next event", id="next", show=False),
-        Binding("f", "fault", "Fault", id="fault"),
-        Binding("F", "storm", "Storm", id="storm", key_display="F", show=False),
-        Binding("p", "policy", "Policy", id="policy", show=False),
-        Binding("r", "reset", "Reset", id="reset", show=False),
-        Binding("u,ctrl+z", "undo", "Undo", id="undo", key_display="u"),
-        Binding("U,ctrl+y", "redo", "Redo", id="redo", key_display="U", show=False),
-        Binding("s", "save", "Save", id="save"),
-        Binding("o", "open", "Open", id="open", show=False),
-        Binding("w", "write_log", "Write log", id="write_log", key_display="w", show=False),
-        Binding("m", "maximize_panel", "Max", id="maximize", key_display="m"),
-        Binding("c", "chart_window", "Chart window", id="chart", show=False),
-        Binding("g", "go_alert", "Go to alert", id="alert", show=False),
-        Binding("k", "legend", "Legend", id="legend", show=False),
-        Binding("b", "brief", "Brief", id="brief", show=False),
-        Binding("t", "tour", "Walkthrough", id="tour", show=False),
-        Binding("L", "search_layouts", "Best layouts", id="search", key_display="L", show=False),
-        Binding("0", "reset_layout", "Reset layout", id="reset_layout", show=False),
-        Binding("question_mark", "help", "Help", id="help", key_display="?"),
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("left_square_bracket", "seek(-0.01)", "-1%", key_display="[", priority=True),
-        Binding("right_square_bracket", "seek(0.01)", "+1%", key_display="]", priority=True),
-        Binding("left_curly_bracket", "seek(-0.1)", "-10%", key_display="{", show=False, priority=True),
-        Binding("right_curly_bracket", "seek(0.1)", "+10%", key_display="}", show=False, priority=True),
-        Binding("home", "seek_to(0)", "Start", key_display="home", show=False, priority=True),
-        Binding("end", "seek_to(1)", "End", key_display="end", show=False, priority=True),
-    ]
+    BINDINGS = keys.BINDINGS
     REPLAY_ONLY = {"seek", "seek_to"}
     LIVE_ONLY = {"fault", "storm", "policy", "undo", "redo", "reset_layout", "search_layouts"}
-    KEY_HELP = [
-        ("space", "pause or resume sim time"),
-        ("+ / -", "faster or slower: 1 s per second up to 1 day per second"),
-        ("n", "jump to the next event (also while paused)"),
-        ("f", "inject a fault on the selection: fail, straggle, degrade, flap, repair"),
-        ("F", "start or stop a random fault storm"),
-        ("p", "switch the recovery policy live: checkpoint-restart / isolate-group"),
-        ("r", "reset the run to t = 0"),
-        ("u / U", "undo or redo an edit, a move, a link change, a policy switch (also ctrl+z / ctrl+y)"),
-        ("0", "put this view's boxes back where the layout places them (u undoes)"),
-        ("s", "save the scenario (TOML, atomic), with layout and topology edits"),
-        ("o", "open a scenario file (a file picker)"),
-        ("w", "write this run's event log (JSON lines; factorysim replay checks it, play --replay shows it)"),
-        ("m", "maximise the focused panel (canvas, dashboard, inspector, events); m or escape restores"),
-        ("c", "the charts' time window: 6 h, 1 d, 7 d, 30 d, the whole run"),
-        ("g", "go to the latest alert (! on the map: where something broke)"),
-        ("k", "show or hide the legend of states"),
-        ("b", "a challenge's brief"),
-        ("t", "the walkthrough: pause, select, fault, fix"),
-        ("L", "best layouts: search every valid layout of the job, apply one (u undoes)"),
-        ("?", "this help"),
-        ("q", "quit (twice if there are unsaved changes)"),
-        ("ctrl+p", "command palette: every action by name, and themes (a colour-blind-safe one too)"),
-        ("arrows", "select the nearest box in that direction"),
-        ("page up / down", "pan the canvas (ctrl+page up / down: sideways); or drag empty space, or scroll"),
-        ("shift+arrows", "nudge the selected box (its position is saved)"),
-        ("enter", "zoom into the selection (cluster › pod › rack › server)"),
-        ("backspace / escape", "zoom out"),
-        ("l", "link mode: l on one node, select another, l again adds a link (escape cancels)"),
-        ("tab", "move focus: canvas, dashboard, inspector, event log"),
-        ("[ / ]", "a recorded run (play --replay): back or forward 1 %"),
-        ("{ / }", "a recorded run: back or forward 10 %"),
-        ("home / end", "a recorded run: to its start or its end; click the slider to go anywhere"),
-    ]
+    KEY_HELP = keys.HELP
 
     def __init__(
         self,
@@ -453,7 +390,8 @@ class FactorySimApp(App[None]):
             series = (s.column("t"), s.column("tokens_per_s"), s.column("ettr"))
         with self.batch_update():
             self.dashboard.show(frame, sb.step, self.clock.speed, self.clock.paused,
-                                sb.scenario.workload.target_tokens, self.storm, series)  # fmt: skip
+                                sb.scenario.workload.target_tokens, self.storm, series,
+                                spare_nodes=sb.scenario.cluster.spare_nodes)  # fmt: skip
             self._challenge_frame()
             if sb.read_only:
                 self.slider.set(frame.t, sb.recording.end, self.clock.paused)
@@ -929,6 +867,12 @@ class FactorySimApp(App[None]):
         self.push_screen(PathScreen("Write this run's event log to", f"{self.sandbox.scenario.name}-run.jsonl", check,
                                     suffixes=(".jsonl",)))  # fmt: skip
 
+    def action_colour_blind_theme(self) -> None:
+        self.theme = COLOUR_BLIND.name
+
+    def action_zoom_out(self) -> None:
+        self.canvas.action_zoom_out()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.KEY_HELP))
 
@@ -950,32 +894,8 @@ class FactorySimApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for name, action, help_text in (
-            ("Pause or resume", self.action_toggle_pause, "space"),
-            ("Faster", self.action_faster, "+"),
-            ("Slower", self.action_slower, "-"),
-            ("Next event", self.action_next_event, "n"),
-            ("Inject a fault on the selection", self.action_fault, "f"),
-            ("Fault storm on/off", self.action_storm, "F"),
-            ("Switch recovery policy", self.action_policy, "p"),
-            ("Reset the run", self.action_reset, "r"),
-            ("Save the scenario", self.action_save, "s"),
-            ("Open a scenario", self.action_open, "o"),
-            ("Write the run's event log", self.action_write_log, "w"),
-            ("Undo", self.action_undo, "u"),
-            ("Redo", self.action_redo, "U"),
-            ("Reset this view's layout", self.action_reset_layout, "0"),
-            ("Maximise the focused panel", self.action_maximize_panel, "m"),
-            ("Chart time window", self.action_chart_window, "c"),
-            ("Go to the latest alert", self.action_go_alert, "g"),
-            ("Legend on/off", self.action_legend, "k"),
-            ("Walkthrough", self.action_tour, "t"),
-            ("Search the best layouts", self.action_search_layouts, "L"),
-            ("Colour-blind-safe theme", lambda: setattr(self, "theme", COLOUR_BLIND.name), "theme"),
-            ("Keys", self.action_help, "?"),
-            ("Zoom out", self.canvas.action_zoom_out, "backspace"),
-        ):
-            yield SystemCommand(name, f"{help_text}: {name.lower()}", action)
+        for title, action, key in keys.PALETTE:
+            yield SystemCommand(title, f"{key}: {title.lower()}" if key else title, getattr(self, f"action_{action}"))
 
 
 def _os_reason(path: str, exc: OSError) -> str:

@@ -303,7 +303,9 @@ class Dashboard(Vertical, can_focus=True):
         self._put(self._challenge, text)
 
     def show(self, frame: Snapshot, step: StepEstimate, speed: float, paused: bool, target: float | None,
-             storm: bool, series: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:  # fmt: skip
+             storm: bool, series: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+             spare_nodes: int = 1) -> None:  # fmt: skip
+        """One frame; spare_nodes is the pool's configured size (0: "none" rather than "empty")."""
         if not self.ready:
             return
         state = "paused" if paused else frame.job_state
@@ -319,14 +321,18 @@ class Dashboard(Vertical, can_focus=True):
             t, rate, ettr = np.append(t, frame.t), np.append(rate, frame.tokens_per_s), np.append(ettr, frame.ettr)
             self._rate.set(t, rate, frame.t, f"{frame.tokens_per_s:,.0f}", ceiling=frame.fault_free_tokens_per_s)
             self._ettr.set(t, ettr, frame.t, f"{frame.ettr:.2%}", ceiling=1.0)
-        self._put(self._stats, self._stats_table(frame, step, target), key=(frame, step.mfu, target, self.compact))
+        self._put(self._stats, self._stats_table(frame, step, target, spare_nodes),
+                  key=(frame, step.mfu, target, self.compact, spare_nodes))  # fmt: skip
 
-    def _stats_table(self, frame: Snapshot, step: StepEstimate, target: float | None) -> Table:
+    def _stats_table(self, frame: Snapshot, step: StepEstimate, target: float | None, spare_nodes: int) -> Table:
         """Label, value, label, value: every count the run has, labels first."""
         narrow = self.compact
         count = (lambda x: si(x, "", 3)) if narrow else (lambda x: f"{x:,.0f}")
         c = frame.chips
-        spares = Text(f"{c['spare']:,}") if c["spare"] else Text("empty", "bold")  # the pool ran dry
+        if c["spare"]:
+            spares = Text(f"{c['spare']:,}")
+        else:  # the pool ran dry, or the cluster has none
+            spares = Text("empty", "bold") if spare_nodes else Text("none", "dim")
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True, min_width=8)
         table.add_column(justify="right", no_wrap=True, min_width=7 if narrow else 12)
