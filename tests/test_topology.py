@@ -223,6 +223,23 @@ def test_health_cleared_gives_the_links_of_a_fresh_index_for_placements_already_
     assert step_links(used, layout) == before == step_links(FabricIndex.from_plan(s.cluster), layout)
 
 
+def test_a_healthy_copy_keeps_the_placements_and_reads_its_own_health_only():
+    s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
+                 "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
+    layout = resolve_layout(s)
+    shared = FabricIndex.from_plan(s.cluster)
+    fresh = step_links(shared, layout)
+    shared.set_health("spine", 1, 0.5)
+    hurt = step_links(shared, layout)
+    assert hurt != fresh
+    copy = shared.healthy_copy()
+    assert copy.placements_cached == shared.placements_cached == 3
+    assert step_links(copy, layout) == fresh  # the copy starts healthy, though its placements were read hurt
+    copy.set_health("nic", 5, 0.25)
+    assert step_links(copy, layout) != fresh
+    assert step_links(shared, layout) == hurt  # the copy's faults never reach the index it came from
+
+
 def test_the_placement_cache_is_bounded_least_recently_used_first_and_can_be_emptied():
     s = scenario("cluster.nodes=64", "parallelism.tp=8", "parallelism.pp=1", "parallelism.dp=auto")
     index = FabricIndex.from_plan(s.cluster)

@@ -7,37 +7,12 @@ so a new run on the same cluster starts healthy and two runs never see each othe
 
 from __future__ import annotations
 
-import copy
-
-import numpy as np
-
 from ..topology.index import FabricIndex
 
 
 def own_index(shared: FabricIndex) -> FabricIndex:
-    """An index with the same fabric as `shared` (arrays shared, never written) and health of its own. The group
-    placements `shared` holds come along (where each group sits does not depend on health; their per-leaf
-    bandwidth minima are the run's own, read afresh from its health): a run does not place its job again."""
-    own = FabricIndex(
-        shared.plan,
-        nic_base=shared.nic_base,
-        up_base=shared.up_base,
-        chip_leaf=shared.leaf,
-        leaf_pod=shared.leaf_pod,
-        spine_pod=shared.spine_pod,
-        uplinks=(shared.up_leaf, shared.up_spine, shared.up_bw),
-        corelinks=(shared.core_spine, shared.core_core, shared.core_bw),
-        cores=len(shared.core_health),
-    )
-    for key, shape in shared._shapes.items():
-        mine = copy.copy(shape)
-        mine.out_min, mine.up_min, mine.at_version = (
-            np.full_like(shape.out_min, np.inf),
-            np.full_like(shape.up_min, np.inf),
-            -1,
-        )
-        own._shapes[key] = mine
-    return own
+    """The run's index: `shared`'s fabric and group placements, with health of its own (FabricIndex.healthy_copy)."""
+    return shared.healthy_copy()
 
 
 class SwitchHealth:

@@ -14,6 +14,7 @@ Health is runtime state (faults, repairs) and lives here, not in the graph.
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,14 @@ class _GroupShape:
         self.out_min = np.full(buckets, np.inf)
         self.up_min = np.full(buckets, np.inf)
         self.at_version = -1
+
+    def unread(self) -> _GroupShape:
+        """The same placement (its arrays shared) with minima of its own, not yet read from any health."""
+        fresh = copy.copy(self)
+        fresh.out_min = np.full_like(self.out_min, np.inf)
+        fresh.up_min = np.full_like(self.up_min, np.inf)
+        fresh.at_version = -1
+        return fresh
 
 
 class _Members:
@@ -419,6 +428,25 @@ class FabricIndex:
         if found is None:
             found = self._links[key] = self._bandwidth(shape)
         return found
+
+    def healthy_copy(self) -> FabricIndex:
+        """An index with this fabric (its arrays shared, never written) and health of its own, all healthy. The
+        group placements held here come along (where a group sits does not depend on health; each copy reads
+        its bandwidth minima afresh from its own health), so the copy does not place a job again."""
+        own = FabricIndex(
+            self.plan,
+            nic_base=self.nic_base,
+            up_base=self.up_base,
+            chip_leaf=self.leaf,
+            leaf_pod=self.leaf_pod,
+            spine_pod=self.spine_pod,
+            uplinks=(self.up_leaf, self.up_spine, self.up_bw),
+            corelinks=(self.core_spine, self.core_core, self.core_bw),
+            cores=len(self.core_health),
+        )
+        for key, shape in self._shapes.items():
+            own._shapes[key] = shape.unread()
+        return own
 
     # ------------------------------------------------------------ the placement cache
 
