@@ -14,7 +14,7 @@ from factorysim import estimate, load_scenario
 from factorysim.cli import main
 from factorysim.engine import run_one
 from factorysim.explore import DaskRunner, LocalRunner
-from factorysim.explore.sweep import grid, parse_axis, result_key, result_keys, sweep
+from factorysim.explore.sweep import grid, parse_axis, result_keys, sweep
 from factorysim.scenario import ScenarioError
 from factorysim.scenario.files import scenario_data
 
@@ -39,8 +39,12 @@ def run_sweep(out, runner=None, progress=None):
 
 def test_a_points_keys_are_its_scenario_and_seed_hashed_as_one_result_is():
     s = kuae()
-    keys = result_keys(scenario_data(s), [None, 1, 7])
-    assert keys == [result_key(s, None), result_key(s, 1), result_key(s, 7)]
+    from factorysim import __version__
+    from factorysim.explore.cache import digest
+
+    data = scenario_data(s)
+    keys = result_keys(data, [None, 1, 7])
+    assert keys == [digest(__version__, data, "estimate"), digest(__version__, data, 1), digest(__version__, data, 7)]
     assert len(set(keys)) == 3
 
 

@@ -88,13 +88,9 @@ class SweepResult:
         return sum(p.problem is not None for p in self.points)
 
 
-def result_key(s: Scenario, seed: int | None) -> str:
-    """The key of one result: the factorysim version, the resolved scenario, and the seed (None: estimate)."""
-    return cache.digest(__version__, scenario_data(s), "estimate" if seed is None else seed)
-
-
 def result_keys(data: dict[str, Any], seeds: Sequence[int | None]) -> list[str]:
-    """`result_key` of a scenario's data for each seed, the data put in canonical form once."""
+    """The key of each result of a resolved scenario's data: cache.digest of the factorysim version, the data
+    and the seed ("estimate" for None), with the data put in canonical form once for all the seeds."""
     head = json.dumps([__version__, data], sort_keys=True, separators=(",", ":"), allow_nan=False)[:-1]
     return [hashlib.sha256(f"{head},{json.dumps('estimate' if seed is None else seed)}]".encode()).hexdigest()
             for seed in seeds]  # fmt: skip
