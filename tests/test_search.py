@@ -204,16 +204,18 @@ def test_pruning_with_the_report_keeps_the_frontier_and_the_scatter_of_every_lay
 
 def test_the_floor_never_exceeds_the_step_time_and_without_interleaving_memory_never_falls_with_the_micro_batch():
     from factorysim.explore.knobs import KNOBS, Space
-    from factorysim.explore.layouts import ComputeFloor, Domain, Walker, layout_of, with_choice
+    from factorysim.explore.layouts import ComputeFloor, Domain, DpFloor, Walker, layout_of, with_choice
     from factorysim.perf import estimate_step, memory_per_chip, step_links
 
     rng = np.random.default_rng(7)
+    tight = 0
     for s in (small(), load_scenario(SCENARIOS / "llama3-405b-16k-h100.toml", memory=False)):
         space = Space(s)
-        domain = Domain(tuple(k.key for k in KNOBS if k.searched), {"workload.recompute": ("none", "selective",
-                                                                     "full"), "features.async_comm_engine": (False, True)})  # fmt: skip
+        given = {"workload.recompute": ("none", "selective", "full"), "features.async_comm_engine": (False, True),
+                 "workload.grad_dtype": ("fp32", "bf16"), "features.in_network_reduction": (False, True)}  # fmt: skip
+        domain = Domain(tuple(k.key for k in KNOBS if k.searched), given)
         walker = Walker(domain, space)
-        floor, index = ComputeFloor(s), FabricIndex.from_plan(s.cluster)
+        floor, dp_floor, index = ComputeFloor(s), DpFloor(s), FabricIndex.from_plan(s.cluster)
         places = walker.walk(domain.knobs("placement"), {}, Counter())
         checked = 0
         for p in rng.choice(len(places), size=min(12, len(places)), replace=False):
@@ -223,8 +225,13 @@ def test_the_floor_never_exceeds_the_step_time_and_without_interleaving_memory_n
                 layout = layout_of(space, choice)
                 scenario = with_choice(s, choice)
                 assert layout == resolve_layout(scenario)  # the search's layout is the scenario's
-                step = estimate_step(scenario, layout, step_links(index, layout))
-                assert floor.seconds(choice, layout) <= step.step_time_s
+                links = step_links(index, layout)
+                step = estimate_step(scenario, layout, links)
+                compute, busiest = floor.bound(choice, layout)
+                assert compute == floor.seconds(choice, layout) <= step.step_time_s
+                dp = dp_floor.seconds(int(p), choice, layout, links, busiest)
+                assert dp <= step.breakdown.dp_s and compute + dp <= step.step_time_s
+                tight += dp >= 0.5 * step.breakdown.dp_s > 0  # the data-parallel floor is no token zero
                 mb = choice["workload.micro_batch"]
                 larger = [v for v in walker.values("workload.micro_batch", choice) if v > mb]
                 if larger and layout.interleave == 1:  # interleaved chunks are held by groups: not monotone
@@ -233,6 +240,7 @@ def test_the_floor_never_exceeds_the_step_time_and_without_interleaving_memory_n
                     assert memory_per_chip(with_choice(s, bigger), layout_of(space, bigger)).total >= memory
                 checked += 1
         assert checked > 200
+    assert tight > 20  # shallow pipelines of 405B: their gradients cannot hide
 
 
 def test_stage_splits_are_even_last_one_short_and_first_and_last_one_short_each_once():

@@ -14,7 +14,12 @@ fewer:
    compute (ZeRO stage, TP overlap, gradient dtype, hardware features) share a floor: when the floor
    cannot beat the batch's N-th best layout found so far, none of them can, and they are not estimated
    (counted as such). Everything after it in the order is then out of reach too.
-3. The others are checked for memory and estimated. Without interleaving, memory per chip grows with the
+3. Each of the others gets a floor of its own: its compute floor plus what its data-parallel collectives
+   cannot hide under the busiest stage's forward or backward, whatever share of compute overlap steals and
+   however many buckets they run in (perf.step.least_dp_exposed; DpFloor). A shallow pipeline holds many
+   parameters per chip, and their gradients are what keep its step far above its compute. When no layout of
+   a ZeRO stage (with its memory knobs) can reach the N-th best this way, its memory is not checked.
+4. The others are checked for memory and estimated. Without interleaving, memory per chip grows with the
    micro-batch (the activations in flight do: mb · min(p − i, m) is non-decreasing in mb, and so is the
    worst stage), so once such a layout does not fit, the same layout with a larger micro-batch is refused
    without computing, and once it fits, a smaller one is estimated without the separate check (the
@@ -39,12 +44,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..perf import estimate_step, memory_per_chip, step_links
+from ..perf import StepLinks, estimate_step, memory_per_chip, step_links
 from ..perf.flops import model_flops_per_token
 from ..perf.memory import GB
 from ..perf.pipeline import pipeline_time
 from ..perf.power import CostMeter
-from ..perf.step import layer_compute, logits_compute
+from ..perf.step import DpCollectives, layer_compute, least_dp_collectives, least_dp_exposed, logits_compute
 from ..scenario.models import Scenario
 from ..scenario.parallel import ParallelLayout
 from . import cache
@@ -59,6 +64,9 @@ CLOUD_BINS = 40
 FLOOR_MARGIN = 1e-9
 """A floor is lowered by this share before it is compared: rounding in a different order of additions
 must never make it exceed the step time it bounds."""
+DP_KNOBS = ("workload.grad_dtype", "features.in_network_reduction")
+"""The knobs, besides the placement and the stage split, that change the data-parallel collectives' bytes or rates
+(perf.step.least_dp_collectives reads no other)."""
 NOT_PER_LAYER = {"parallelism.pp", "parallelism.dp", "parallelism.interleave", "parallelism.stage_layers",
                  "parallelism.first_stage_layers", "parallelism.last_stage_layers"}  # fmt: skip
 """Knobs that change which layers a stage runs and how often, not what one layer costs."""
@@ -217,6 +225,11 @@ class ComputeFloor:
         self._keys = [k.key for k in KNOBS if k.compute and k.level != "variant" and k.key not in NOT_PER_LAYER]
 
     def seconds(self, choice: Choice, layout: ParallelLayout) -> float:
+        return self.bound(choice, layout)[0]
+
+    def bound(self, choice: Choice, layout: ParallelLayout) -> tuple[float, float]:
+        """(the floor, a micro-batch's compute on the busiest stage): the second bounds from above the windows a
+        step's collectives may hide under (DpFloor)."""
         key = tuple(choice[k] for k in self._keys)
         found = self._per_layer.get(key)
         if found is None:
@@ -226,7 +239,32 @@ class ComputeFloor:
         layer, logits = found
         stages = [n * layer for n in layout.stage_layers]
         stages[-1] += logits
-        return pipeline_time(stages, layout.micro_batches, layout.interleave) * (1.0 - FLOOR_MARGIN)
+        floor = pipeline_time(stages, layout.micro_batches, layout.interleave) * (1.0 - FLOOR_MARGIN)
+        return floor, max(stages) * (1.0 + FLOOR_MARGIN)
+
+
+class DpFloor:
+    """The least a complete layout's data-parallel collectives add to its compute floor (perf.step.least_dp_exposed):
+    what each cannot hide under the busiest stage's forward or backward. Shallow pipelines hold many parameters
+    per chip, and this is most of what separates their step from their compute (module docstring, 3).
+
+    The collectives are computed once per placement, stage split and value of the knobs that change their bytes
+    or rates (DP_KNOBS); ZeRO's stage and recompute only decide which of them hide under which window."""
+
+    def __init__(self, base: Scenario) -> None:
+        self.base = base
+        self._collectives: dict[tuple, DpCollectives] = {}
+        self._sections: dict = {}
+
+    def seconds(self, number: int, choice: Choice, layout: ParallelLayout, links: StepLinks, busiest: float) -> float:
+        key = (number, layout.stage_layers, *(choice[k] for k in DP_KNOBS))
+        dp = self._collectives.get(key)
+        if dp is None:
+            s = with_choice(self.base, {k: choice[k] for k in DP_KNOBS}, self._sections)
+            dp = self._collectives[key] = least_dp_collectives(s, layout, links)
+        full = choice["workload.recompute"] == "full"
+        least = least_dp_exposed(dp, choice["parallelism.zero"], busiest, full, layout.micro_batches)
+        return least if math.isfinite(least) else 0.0  # a group with a dead link: estimated, and refused as blocked
 
 
 @dataclass(frozen=True)
@@ -300,6 +338,8 @@ class _Node:
     choice: dict[str, Any]
     layout: ParallelLayout
     goodput: float | None
+    floor_s: float  # its compute floor
+    busiest_s: float  # a micro-batch's compute on its busiest stage
 
 
 class _Frontier:
@@ -364,6 +404,12 @@ def evaluate(job: BatchJob) -> BatchResult:
     ideal /= space.job_chips * floor.chip.bf16_peak_flops
     goodputs: dict[int, float] = {}
     cost_per_hour = least_cost_per_hour(meter) if meter is not None else 0.0
+    dp_floor = DpFloor(base)
+
+    def bound_at(t: float, layout: ParallelLayout, goodput: float | None) -> float:
+        """The objective's sort key of a layout whose step takes `t` and uses no memory."""
+        cost = cost_per_hour * t / (tokens * 3600) * 1e6 if meter is not None else None
+        return obj.key(obj.value(Measures(tokens / t, ideal / t, t, 0.0, layout.chips, goodput, target, cost)))
 
     nodes: list[_Node] = []
     for number, placed in job.placements:
@@ -374,10 +420,8 @@ def evaluate(job: BatchJob) -> BatchResult:
                 if number not in goodputs:
                     goodputs[number] = expected_goodput(with_choice(base, choice), layout, index.plan).goodput
                 goodput = goodputs[number]
-            t = floor.seconds(choice, layout)
-            cost = cost_per_hour * t / (tokens * 3600) * 1e6 if meter is not None else None
-            bound = obj.value(Measures(tokens / t, ideal / t, t, 0.0, layout.chips, goodput, target, cost))
-            nodes.append(_Node(obj.key(bound), number, n, choice, layout, goodput))
+            t, busiest = floor.bound(choice, layout)
+            nodes.append(_Node(bound_at(t, layout, goodput), number, n, choice, layout, goodput, t, busiest))
     nodes.sort(key=lambda x: (x.bound, x.number, x.n))
 
     key = sort_key(job.objective)
@@ -415,6 +459,18 @@ def evaluate(job: BatchJob) -> BatchResult:
                 result.pruned += len(leaves)
                 m += len(leaves)
                 continue
+            if node.number not in links:
+                links[node.number] = step_links(index, layout)
+                index.forget_placements()  # the links are all a batch needs of a placement
+            # each leaf's floor with the data-parallel collectives it cannot hide: when none can reach the
+            # best, no memory is checked
+            bounds = [bound_at(node.floor_s + dp_floor.seconds(node.number, choice, layout, links[node.number],
+                                                               node.busiest_s), layout, node.goodput)
+                      for choice in leaves]  # fmt: skip
+            if not job.frontier and all(beaten(b) for b in bounds):
+                result.pruned += len(leaves)
+                m += len(leaves)
+                continue
             own = {k: held[k] for k in held_in_memory}
             fit_key = (node.number, *(v for k, v in held.items() if k != "workload.micro_batch"))
             memory = None
@@ -431,23 +487,20 @@ def evaluate(job: BatchJob) -> BatchResult:
                 result.refused[MEMORY_RULE] += len(leaves)
                 m += len(leaves)
                 continue
-            for choice in leaves:
+            for choice, bound in zip(leaves, bounds, strict=True):
                 m += 1
-                if beaten(node.bound):
+                if beaten(bound):
                     if not job.frontier:  # beaten since this node began: nothing under it can reach the best
                         result.pruned += 1
                         continue
                     if memory is None:
                         memory = memory_per_chip(with_choice(node_scenario, own, sections), layout).total
                     cell = (node.number, _bin(memory, cap_gb))
-                    if front.best_within(memory / GB) < node.bound and (
-                        cell in bins and obj.key(bins[cell].objective) < node.bound
+                    if front.best_within(memory / GB) < bound and (
+                        cell in bins and obj.key(bins[cell].objective) < bound
                     ):
                         result.pruned += 1
                         continue
-                if node.number not in links:
-                    links[node.number] = step_links(index, layout)
-                    index.forget_placements()  # the links are all a batch needs of a placement
                 leaf = with_choice(node_scenario, {k: choice[k] for k in inner}, sections)
                 step = estimate_step(leaf, layout, links[node.number])
                 if not step.fits:  # the memory check above is the same one: this would be a change in perf/

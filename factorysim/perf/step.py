@@ -48,7 +48,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from math import ceil
 
-from ..scenario.catalog import ChipSpec, ModelSpec, catalog
+from ..scenario.catalog import ChipSpec, FabricSpec, ModelSpec, ScaleUpSpec, catalog
 from ..scenario.models import DEFAULT_SEQ_LEN, Scenario
 from ..scenario.parallel import ParallelLayout
 from ..topology.index import GroupLinks
@@ -482,6 +482,74 @@ def _tail_exposed(comm: Split, window: float, stolen: float, tail: float) -> Spl
     return coll.add(coll.scale(comm, tail), _exposed(coll.scale(comm, 1.0 - tail), window, stolen))
 
 
+def _link_rates(link: ScaleUpSpec, fabric: FabricSpec, on: bool, g: GroupLinks) -> LinkRates:
+    """The achieved rates of one group on a scale-up link and fabric (`on`: in-network reduction turned on)."""
+    return LinkRates(
+        g,
+        link.efficiency,
+        fabric.efficiency,
+        link.latency_us * 1e-6,
+        fabric.latency_us * 1e-6,
+        on and link.in_network_reduction,
+        on and fabric.in_network_reduction,
+        link.in_network_efficiency,
+        fabric.in_network_efficiency,
+    )
+
+
+def _dp_group(layout: ParallelLayout, links: StepLinks) -> GroupLinks:
+    """The group gradients are reduced over: dp × cp ranks."""
+    if layout.cp > 1:
+        return links.dp.resized(layout.dp * layout.cp, links.dp.n_nodes * links.cp.n_nodes)
+    return links.dp
+
+
+def backward_share(full_recompute: bool) -> float:
+    """The share of a micro-batch's compute that is its backward pass (the window gradient reductions hide under);
+    the rest is the forward (the window parameter gathers hide under)."""
+    return 0.6 if full_recompute else 2 / 3
+
+
+@dataclass(frozen=True)
+class DpCollectives:
+    """Seconds of the data-parallel collectives of a stage's parameters, inside + across servers, as one bucket."""
+
+    gather: float
+    reduce: float
+    all_reduce: float
+
+
+def least_dp_collectives(s: Scenario, layout: ParallelLayout, links: StepLinks) -> DpCollectives:
+    """The data-parallel collectives of the stage with the fewest parameters, each run as one bucket: no less than
+    those of the critical stage in `estimate_step`, which pays a latency per bucket (collectives.in_pieces)."""
+    model = s.workload.model_spec()
+    params = min(_stage_params(model, layout, i).total for i in range(layout.pp))
+    c = s.cluster
+    rates = _link_rates(c.link_spec, c.fabric.spec, s.features.in_network_reduction, _dp_group(layout, links))
+    grad = params * GRAD_BYTES[s.workload.grad_dtype]
+    return DpCollectives(
+        sum(coll.all_gather(params * KERNELS.param_gather_bytes, rates)),
+        sum(coll.reduce_scatter(grad, rates)),
+        sum(coll.all_reduce(grad, rates)),
+    )
+
+
+def least_dp_exposed(dp: DpCollectives, zero: int, busiest_s: float, full_recompute: bool, micro_batches: int) -> float:
+    """A lower bound on the data-parallel seconds `estimate_step` adds to a step: each collective exposes at least
+    what does not fit under the window it may hide under (whatever share of compute overlap steals, and however
+    many buckets it runs in). `busiest_s`, a micro-batch's compute on the busiest stage, bounds the windows of the
+    critical stage from above."""
+    backward = busiest_s * backward_share(full_recompute)
+    forward = busiest_s - backward
+    if zero == 0:
+        return max(0.0, dp.all_reduce - backward)
+    if zero == 1:
+        return max(0.0, dp.reduce - backward) + max(0.0, dp.gather - forward)
+    if zero == 2:
+        return micro_batches * (max(0.0, dp.gather - forward) + max(0.0, dp.reduce - backward))
+    return micro_batches * (max(0.0, dp.gather - forward) + max(0.0, dp.gather + dp.reduce - backward))
+
+
 def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> StepEstimate:
     """Step time, breakdown and factors for a scenario with the given layout and topology links."""
     w, feats = s.workload, s.features
@@ -493,18 +561,7 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
     notes: list[str] = []
 
     def rates(g: GroupLinks) -> LinkRates:
-        on = feats.in_network_reduction
-        return LinkRates(
-            g,
-            link.efficiency,
-            fabric.efficiency,
-            link.latency_us * 1e-6,
-            fabric.latency_us * 1e-6,
-            on and link.in_network_reduction,
-            on and fabric.in_network_reduction,
-            link.in_network_efficiency,
-            fabric.in_network_efficiency,
-        )
+        return _link_rates(link, fabric, feats.in_network_reduction, g)
 
     m, v, pp, tp = layout.micro_batches, layout.interleave, layout.pp, layout.tp
     tokens = layout.micro_batch * seq / layout.cp
@@ -569,12 +626,9 @@ def estimate_step(s: Scenario, layout: ParallelLayout, links: StepLinks) -> Step
 
     # Data parallel over dp × cp (experts over their own dp × cp / ep group).
     params = _stage_params(model, layout, crit)
-    dp_links = links.dp
-    if layout.cp > 1:
-        dp_links = dp_links.resized(layout.dp * layout.cp, dp_links.n_nodes * links.cp.n_nodes)
-    dp_rates = rates(dp_links)
+    dp_rates = rates(_dp_group(layout, links))
     grad_bytes = GRAD_BYTES[w.grad_dtype]
-    backward_window = mb_compute * (0.6 if full else 2 / 3)
+    backward_window = mb_compute * backward_share(full)
     forward_window = mb_compute - backward_window
     zero = s.parallelism.zero
     owned = params.total
