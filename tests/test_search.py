@@ -209,7 +209,10 @@ def test_the_floor_never_exceeds_the_step_time_and_without_interleaving_memory_n
 
     rng = np.random.default_rng(7)
     tight = 0
-    for s in (small(), load_scenario(SCENARIOS / "llama3-405b-16k-h100.toml", memory=False)):
+    shipped = [
+        load_scenario(SCENARIOS / f, memory=False) for f in ("llama3-405b-16k-h100.toml", "moe-mixtral-2k-h100.toml")
+    ]
+    for s in [small(), *shipped]:
         space = Space(s)
         given = {"workload.recompute": ("none", "selective", "full"), "features.async_comm_engine": (False, True),
                  "workload.grad_dtype": ("fp32", "bf16"), "features.in_network_reduction": (False, True)}  # fmt: skip
