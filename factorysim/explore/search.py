@@ -408,6 +408,7 @@ def refusal_lines(result: SearchResult) -> list[str]:
     lines.append(f"layouts on them: {result.layouts_tried:,} tried, {result.estimated:,} estimated")
     lines += [f"  {n:,} break the rule: {rule}" for rule, n in result.layout_refused.most_common()]
     if result.pruned:
-        lines.append(f"  {result.pruned:,} not estimated: their compute alone cannot reach the top {len(result.best)}"
-                     + (" nor the frontier" if result.frontier_exact else ""))  # fmt: skip
+        short = f"the top {len(result.best)}" + (" and of the frontier" if result.frontier_exact else "")
+        lines.append(f"  {result.pruned:,} not estimated: their compute and the gradient traffic it cannot hide "
+                     f"fall short of {short}")  # fmt: skip
     return lines
