@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .perf.step import StepEstimate
 from .scenario.models import Scenario
 
@@ -16,11 +18,18 @@ FACTOR_NAMES = (
 
 
 def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """1.23e15 → '1.23 P' + unit."""
+    """1.23e15 → '1.23 P' + unit: `digits` significant digits, or the whole number where it has more (700 W with
+    two digits is '700 W', never '7e+02 W'); rounding that reaches the next prefix takes it (999.7 k → '1 M')."""
+    if value and math.isfinite(value):
+        value = float(f"{value:.{digits}g}")
     for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
-            return f"{value / scale:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}".rstrip()
+            return f"{_digits(value / scale, digits)} {prefix}{unit}"
+    return f"{_digits(value, digits)} {unit}".rstrip()
+
+
+def _digits(x: float, digits: int) -> str:
+    return f"{x:.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
 
 
 def describe(s: Scenario, e: StepEstimate) -> str:

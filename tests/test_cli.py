@@ -171,3 +171,19 @@ def test_play_with_a_bad_file_shows_the_clear_errors_and_no_traceback(tmp_path):
 def test_play_help_is_the_default_command_help():
     result = run("play", "--help")
     assert result.returncode == 0 and "--speed" in result.stdout and "--paused" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "digits", "shown"),
+    [
+        (1.234e15, "FLOP/s", 3, "1.23 PFLOP/s"),
+        (700.0, "W", 2, "700 W"),  # more whole digits than significant ones: never 7e+02
+        (787_173.0, "W", 2, "790 kW"),
+        (999_700.0, "", 3, "1 M"),  # rounding up takes the next prefix, never 1e+03 k
+        (0.984, "", 3, "0.984"),
+        (-1_500.0, "W", 2, "-1.5 kW"),
+        (0.0, "W", 2, "0 W"),
+    ],
+)
+def test_si_prefixes_keep_the_digits_asked_for_and_never_turn_scientific(value, unit, digits, shown):
+    assert si(value, unit, digits) == shown
