@@ -175,14 +175,15 @@ class FactorySimApp(App[None]):
 
     def _show_legend(self) -> None:
         """The states' glyphs and words, as many as the canvas is wide (? shows them all)."""
-        width = self.size.width - (36 if self.main_screen.has_class("narrow") else 58) - 2
+        width = self.size.width - (37 if self.main_screen.has_class("narrow") else 58) - 2  # the dashboard, as app.tcss
         for short, sep, alert in (({}, "  ", True), ({"failed": "fail", "in_repair": "repair"}, " ", True),
                                   ({"failed": "fail", "in_repair": "repair", "joining": "join"}, " ", False)):  # fmt: skip
             parts = [f"{g} {short.get(s, w)}" for s, g, w in legend_items()] + (["! alert"] if alert else [])
             if len(sep.join(parts)) <= width:
                 break
-        else:
-            parts = parts[:-1]
+        else:  # the last states go until the rest fit (? lists them all)
+            while len(parts) > 1 and len(sep.join(parts)) > width:
+                parts.pop()
         coloured = [
             f"[$text-{_COLOUR[s]}]{p[0]}[/]{p[1:]}" for (s, _, _), p in zip(legend_items(), parts, strict=False)
         ]
