@@ -306,7 +306,7 @@ class BatchJob:
 class BatchResult:
     variant: int
     estimated: int = 0
-    pruned: int = 0  # layouts whose floor (compute, and the gradient traffic it cannot hide) could not reach the best (nor, with frontier, the frontier)
+    pruned: int = 0  # not estimated: their floor (compute, unhidden gradient traffic) could not reach the best
     refused: Counter = field(default_factory=Counter)
     best: list[Record] = field(default_factory=list)
     frontier: list[Record] = field(default_factory=list)  # best objective for memory per chip, lower memory first

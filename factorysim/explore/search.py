@@ -58,7 +58,7 @@ class SearchResult:
     placements: int = 0
     placement_refused: Counter = field(default_factory=Counter)
     estimated: int = 0
-    pruned: int = 0  # not estimated: their floor (compute and unhidden gradient traffic) could not reach the best (nor the frontier)
+    pruned: int = 0  # not estimated: their floor (compute, unhidden gradient traffic) could not reach the best
     layout_refused: Counter = field(default_factory=Counter)
     best: list[Record] = field(default_factory=list)
     best_per_variant: list[Record | None] = field(default_factory=list)
