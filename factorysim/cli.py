@@ -333,7 +333,9 @@ def _explore_parsers(sub) -> None:
     p.add_argument("--seeds", type=int, metavar="K", help="with --run: seeds per point (default 1)")
     p.add_argument("--output", metavar="FILE", help="results file (default: SCENARIO-sweep.parquet here)")
     p.add_argument("--format", choices=["parquet", "csv"], help="results format (default: from --output's suffix)")
-    p.add_argument("--force", action="store_true", help="replace an --output that is not a factorysim sweep")
+    p.add_argument("--force", action="store_true",
+                   help="replace an --output that is not a factorysim sweep or holds results of other points, "
+                        "or a --report file that is not a factorysim page")  # fmt: skip
     p.add_argument("--report", metavar="FILE.html", help="write an HTML report with a chart per varied key")
     p.add_argument("--json", action="store_true", help="print the points as JSON")
     _where_args(p)
@@ -990,7 +992,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from . import load_scenario
     from .explore.store import format_for
     from .explore.sweep import means, parse_axis, sweep
-    from .outputs import check_outputs, write_outputs
+    from .outputs import check_outputs, is_factorysim_page, write_outputs
     from .scenario import Problem, ScenarioError, parse_duration
 
     scenario = load_scenario(args.scenario, args.overrides)
@@ -1005,8 +1007,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise ScenarioError([Problem("--run", "must be positive")])
     output = args.output or f"{Path(args.scenario).stem}-sweep.parquet"
     fmt = format_for(output, args.format)
-    # the output may exist: a sweep resumes from it (the store refuses a file that is not a sweep)
-    outputs = check_outputs([("--output", output), ("--report", args.report)], [args.scenario], force=True)
+    # the output may exist: a sweep resumes from it (the store refuses a file that is not a sweep, or one whose
+    # results it would drop); the report is redrawn over a factorysim page, anything else only with --force
+    mine = ["--output"] + (["--report"] if args.report and is_factorysim_page(args.report) else [])
+    outputs = check_outputs([("--output", output), ("--report", args.report)], [args.scenario], args.force, mine)
     runner = _runner(args)
     try:
         with _counting_progress("runs" if duration else "points") as bar:

@@ -80,11 +80,28 @@ def _problem(flag: str, path: str, reading: Sequence[str], force: bool, ask: boo
     return None, link is not None
 
 
+PAGE_MARK = '<meta name="generator" content="factorysim">'
+"""In the head of every HTML page factorysim writes: a command that redraws its own page each time it runs
+(a sweep's report) replaces a file that has it without asking, and no other."""
+
+
+def is_factorysim_page(path: str) -> bool:
+    """Whether `path` is a regular file whose head carries PAGE_MARK."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as fh:
+            return PAGE_MARK.encode() in fh.read(4096)
+    except OSError:
+        return False
+
+
 def check_outputs(named: Sequence[tuple[str, str | None]], reading: Sequence[str | None] = (),
-                  force: bool = False) -> list[Output]:  # fmt: skip
+                  force: bool = False, replaceable: Sequence[str] = ()) -> list[Output]:  # fmt: skip
     """Check the files a command will write (flag, path or None) before it starts; a ScenarioError lists every
-    problem. `reading`: the files the command reads (never overwritten, --force or not). On a terminal, an
-    existing file is asked about instead of refused."""
+    problem. `reading`: the files the command reads (never overwritten, --force or not). `replaceable`: flags
+    whose existing file is replaced as if with --force. On a terminal, an existing file is asked about instead
+    of refused."""
     given = [(flag, path) for flag, path in named if path is not None]
     sources = [s for s in reading if s]
     problems, out = [], []
@@ -95,7 +112,8 @@ def check_outputs(named: Sequence[tuple[str, str | None]], reading: Sequence[str
             problems.append(Problem(flag, f"{show(path)} is also the file of {seen[key]}; give two files"))
             continue
         seen[key] = flag
-        problem, replace = _problem(flag, path, sources, force, ask=not force and _interactive())
+        forced = force or flag in replaceable
+        problem, replace = _problem(flag, path, sources, forced, ask=not forced and _interactive())
         if problem is not None:
             problems.append(problem)
         else:

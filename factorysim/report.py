@@ -17,6 +17,7 @@ from . import __version__
 from .console import amount, usd, watts
 from .engine import Simulation
 from .labels import FACTOR_NAMES, describe, si
+from .outputs import PAGE_MARK
 from .perf import StepEstimate
 from .scenario import Scenario
 from .scenario.units import human_duration
@@ -292,6 +293,7 @@ def _page(title: str, subtitle: str, body: list[str]) -> str:
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
+        PAGE_MARK,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title>",
         f"<style>{CSS}</style>",

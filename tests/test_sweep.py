@@ -211,6 +211,39 @@ def test_sweep_refuses_to_replace_a_file_that_is_not_a_sweep(tmp_path, capsys):
     assert "is the scenario being read" in capsys.readouterr().err
 
 
+def test_a_narrower_sweep_never_drops_the_results_an_output_holds_of_other_points(tmp_path, capsys):
+    out = tmp_path / "s.parquet"
+    wide = ["sweep", str(KUAE), "--vary", "parallelism.pp=4,8", "--output", str(out), "--workers", "1",
+            "--set", "parallelism.dp=auto"]  # fmt: skip
+    assert main(wide) == 0
+    held = out.read_bytes()
+    capsys.readouterr()
+    narrow = ["sweep", str(KUAE), "--vary", "parallelism.pp=8", "--output", str(out), "--workers", "1",
+              "--set", "parallelism.dp=auto"]  # fmt: skip
+    assert main(narrow) == 2
+    err = capsys.readouterr().err
+    assert "holds 1 result of points this sweep does not have" in err and "--force" in err
+    assert out.read_bytes() == held  # nothing written
+    assert main([*wide[:3], "parallelism.pp=4,8,16", *wide[4:]]) == 0  # a wider one reuses them
+    assert "computed 0 results, reused 2" in capsys.readouterr().out
+    assert main([*narrow, "--force"]) == 0
+    assert len([r for r in pq.read_table(out).to_pylist() if r["stat"] == "estimate"]) == 1
+
+
+def test_a_sweep_redraws_its_own_report_and_replaces_no_other_file_without_force(tmp_path, capsys):
+    mine = tmp_path / "mine.html"
+    mine.write_text("<html>my page</html>")
+    args = ["sweep", str(KUAE), "--vary", "parallelism.pp=4,8", "--output", str(tmp_path / "s.parquet"),
+            "--workers", "1", "--report"]  # fmt: skip
+    assert main([*args, str(mine)]) == 2
+    assert '"mine.html" exists; add --force' in capsys.readouterr().err.replace(str(tmp_path) + "/", "")
+    assert mine.read_text() == "<html>my page</html>"
+    ours = tmp_path / "sweep.html"
+    assert main([*args, str(ours)]) == 0 and main([*args, str(ours)]) == 0  # its own page: redrawn each time
+    assert "<svg" in ours.read_text()
+    assert main([*args, str(mine), "--force"]) == 0 and "<svg" in mine.read_text()
+
+
 def test_a_dask_cluster_no_worker_joins_stops_after_the_timeout_with_exit_2(tmp_path, capsys):
     from distributed import LocalCluster
 

@@ -45,6 +45,7 @@ class ResultStore:
         self.force = force
         self.journal = self.path.with_name(self.path.name + ".partial.jsonl")
         self._fh: TextIO | None = None
+        self.written: set[str] = set()  # the keys of the results the output file holds (read by `load`)
 
     # ------------------------------------------------------------ reading what is there
 
@@ -53,6 +54,7 @@ class ResultStore:
         found: dict[str, dict[str, Any]] = {}
         if self.path.exists() and not self.force:
             found.update(self._read_output())
+            self.written = set(found)
         if self.journal.exists():
             with self.journal.open(encoding="utf-8") as fh:
                 for line in fh:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._version import __version__
 from ..perf import estimate
-from ..scenario.errors import Problem, ScenarioError
+from ..scenario.errors import Problem, ScenarioError, show
 from ..scenario.files import apply_overrides, parse_override, scenario_data, validate_scenario
 from ..scenario.models import Scenario
 from . import cache
@@ -239,6 +239,11 @@ def sweep(
             p.keys.append((key, seed))
             if key not in have:
                 todo.setdefault(i, []).append((key, data, seed))
+    others = len(store.written - {key for p in points for key, _ in p.keys})
+    if others:  # the output is rewritten with this sweep's rows only: never drop results without being told to
+        raise ScenarioError([Problem("--output", f"{show(output)} holds {others:,} result{'s' * (others != 1)} of points this sweep does not "
+                                     "have (another grid, scenario or factorysim version), which writing it would drop; "
+                                     "choose another file, or --force to replace it")])  # fmt: skip
     runner = runner or LocalRunner(1)
     order = sorted(todo)
     jobs = [SweepJob([item for j in batch for item in todo[order[j]]])
