@@ -304,3 +304,33 @@ def test_the_help_states_the_worker_timeout_the_runner_uses(capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
     assert f"(default {WORKER_TIMEOUT:g}: explore.runner.WORKER_TIMEOUT)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("bogus", '"bogus" is not HOST:PORT'),
+        ("http://127.0.0.1:8786", "the scheme must be one of tcp"),
+        ("tcp://127.0.0.1:1", "cannot reach the scheduler at tcp://127.0.0.1:1"),
+    ],
+)
+def test_a_scheduler_address_that_cannot_be_a_scheduler_is_one_line_and_exit_2(address, message, capsys, tmp_path):
+    args = ["sweep", str(KUAE), "--vary", "parallelism.pp=8", "--output", str(tmp_path / "s.parquet")]
+    assert main([*args, "--scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_server_that_never_answers_as_a_scheduler_is_given_up_on():
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, then says nothing (a web server waits so)
+    port = listener.getsockname()[1]
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    t = time.monotonic()
+    with pytest.raises(ScenarioError, match=r"did not answer as a Dask scheduler|cannot use the scheduler"):
+        DaskRunner(f"tcp://127.0.0.1:{port}", timeout=1.0, worker_timeout=1.0)
+    assert time.monotonic() - t < 30
+    listener.close()

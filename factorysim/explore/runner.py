@@ -10,6 +10,9 @@ submitted again here), never a point.
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import threading
 import time
 import uuid
 import weakref
@@ -92,10 +95,8 @@ class DaskRunner:
                 [Problem("--scheduler", "needs dask distributed: pip install 'dask[distributed]'")]
             ) from None
         self.address, self.worker_timeout = address, worker_timeout
-        try:
-            self.client = Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ScenarioError([Problem("--scheduler", f"cannot reach the scheduler at {address}: {exc}")]) from None
+        _probe(address, timeout)
+        self.client = _connect(Client, address, timeout)
         try:
             self.client.wait_for_workers(1, timeout=worker_timeout)
         except (OSError, TimeoutError):
@@ -196,6 +197,69 @@ class DaskRunner:
 
     def close(self) -> None:
         self.client.close()
+
+
+SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+"""Dask's address schemes; an address without one is tcp."""
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Refuse an address that is not HOST:PORT of a known scheme, or whose port nothing answers on, before Dask
+    tries it (a failed client lingers and retries for seconds)."""
+    scheme, _, rest = address.rpartition("://")
+    scheme = scheme or "tcp"
+    if scheme not in SCHEMES:
+        raise ScenarioError([Problem("--scheduler", f'"{address}": the scheme must be one of {", ".join(SCHEMES)}, '
+                                     "as in tcp://10.0.0.5:8786")])  # fmt: skip
+    if scheme not in ("tcp", "tls"):
+        return
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ScenarioError([Problem("--scheduler", f'"{address}" is not HOST:PORT, as in tcp://10.0.0.5:8786')])
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ScenarioError([Problem("--scheduler", f"cannot reach the scheduler at {address}: "
+                                     f"{exc.strerror or exc or 'timed out'}")]) from None  # fmt: skip
+
+
+def _connect(client: Any, address: str, timeout: float) -> Any:
+    """A Dask client of the scheduler at `address`, or a ScenarioError within about `timeout` seconds: something
+    else listening on the port (a web server, another protocol) may never answer, or answer garbage."""
+    found: list[Any] = []
+    answered = threading.Event()
+
+    def connect() -> None:
+        try:
+            found.append(client(address, timeout=timeout, set_as_default=False))
+        except BaseException as exc:  # anything at all: a garbage answer can raise MemoryError
+            # only the words leave this thread: the half-made client goes with the traceback, here, where its
+            # slow clean-up cannot hold the command up
+            found.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+        answered.set()
+
+    threading.Thread(target=connect, name="factorysim-dask-connect", daemon=True).start()
+    if not answered.wait(timeout + 5.0):
+        raise ScenarioError([Problem("--scheduler", f"{address} did not answer as a Dask scheduler within "
+                                     f"{timeout + 5.0:g} s")])  # fmt: skip
+    if isinstance(found[0], str):
+        _quiet_half_made_clients()
+        raise ScenarioError([Problem("--scheduler", f"cannot use the scheduler at {address}: {found[0]}")])
+    return found[0]
+
+
+def _quiet_half_made_clients() -> None:
+    """A client whose connection failed still tries to close itself when it is collected, and prints the timeout
+    of that as an ignored exception: the one-line error above already said what went wrong."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        where = getattr(unraisable.object, "__qualname__", "")
+        if where != "Client.__del__":
+            previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def runner_for(workers: int | None, scheduler: str | None, worker_timeout: float | None = None) -> Runner:
