@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a check failed (calibrate), 2 bad input (scenario, argu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -895,6 +896,27 @@ def _runner(args: argparse.Namespace):
     return runner_for(args.workers, args.scheduler, args.worker_timeout)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a search or a sweep runs, SIGTERM (kill, timeout, a CI runner) stops it as Ctrl-C does: finished results
+    kept and the worker processes stopped with it, where the signal's default would leave them running."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from . import load_scenario
     from .explore.search import Request, search, why_better
@@ -1066,6 +1088,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["play", *argv]  # `factorysim`, `factorysim FILE.toml`, `factorysim --paused` open the sandbox
     args = parser.parse_args(argv)
     try:
+        if args.command in ("search", "sweep"):  # the commands with worker processes
+            with _sigterm_as_interrupt():
+                return COMMANDS[args.command](args)
         return COMMANDS[args.command](args)
     except Exception as exc:  # a user error is one line per problem; anything else is a bug and keeps its traceback
         from .scenario.errors import ScenarioError  # imported here: `factorysim --help` needs no scenario code

@@ -436,3 +436,37 @@ def test_the_objective_list_has_a_direction_and_a_formatter_for_each():
         assert obj.better in ("higher", "lower") and isinstance(obj.fmt(1.0), str)
         assert obj.key(2.0) < obj.key(1.0) if obj.better == "higher" else obj.key(1.0) < obj.key(2.0)
         assert math.isfinite(obj.key(1.0))
+
+
+def test_sigterm_stops_a_search_and_its_worker_processes_like_ctrl_c():
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    cmd = [sys.executable, "-m", "factorysim", "search", str(SCENARIOS / "llama3-405b-16k-h100.toml"), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:  # the pool has started
+        workers = [int(p) for p in children.read_text().split()]
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the search never started its worker processes"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    deadline = time.monotonic() + 30
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and "zombie" not in _state(p)]
+        time.sleep(0.1)
+    assert not alive, f"worker processes {alive} outlived the search"
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/status").read().split("State:")[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
