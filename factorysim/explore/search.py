@@ -131,8 +131,10 @@ def _parse_vary(items: Sequence[str]) -> tuple[list[str], dict[str, tuple[Any, .
     widened: list[str] = []
     values: dict[str, tuple[Any, ...]] = {}
     for item in items:
+        key = item.split("=", 1)[0].strip()
+        if key in widened or key in values:  # one list per key: a second would silently replace the first
+            raise _problem("--vary", f"{key} is varied twice; give all its values in one --vary {key}=a,b,c")
         if "=" not in item:
-            key = item.strip()
             _not_a_knob(key, "--vary")
             if key not in BY_KEY:
                 known = ", ".join(k.key for k in KNOBS)
@@ -172,6 +174,8 @@ def plan(s: Scenario, req: Request) -> tuple[Domain, list[tuple[tuple[tuple[str,
         _not_a_knob(key, "--fix")
         if key not in BY_KEY:
             raise _problem("--fix", f'"{key}" is not a knob the search turns; set it with --set {key}=...')
+        if key in given:
+            raise _problem("--fix", f"{key} is fixed twice; fix it once")
         given[key] = (_hashable(value),)
     clash = sorted(set(given) & (set(varied) | set(widened)))
     if clash:
@@ -280,7 +284,7 @@ def search(
     if req.objective not in OBJECTIVES:
         raise _problem("--objective", f'"{req.objective}" is not one of {", ".join(OBJECTIVES)}')
     if req.top < 1:
-        raise _problem("--top", "must be at least 1")
+        raise _problem("--top", f"must be at least 1, got {req.top}")
     obj = OBJECTIVES[req.objective]
     domain, variants = plan(s, req)
     for _, v in variants:

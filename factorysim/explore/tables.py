@@ -76,7 +76,7 @@ def print_search(console: Console, result: SearchResult, estimates: Sequence[Ste
         console.print(Text("No layout fits: every candidate was refused (see above).", style="bold red"))
         return
     variant_keys = [k for k, _ in result.variants[0][0]]
-    t = Table(title=f"Top {len(result.best)} by {obj.label}", title_justify="left", box=None, pad_edge=False)
+    t = Table(title=f"Top {len(result.best):,} by {obj.label}", title_justify="left", box=None, pad_edge=False)
     extra = [m for m in ("tokens_per_s", "mfu") if m != obj.name]
     names = {"tokens_per_s": "tokens/s", "mfu": "MFU"}
     for h in ["#", obj.label, *(names[m] for m in extra), "GB/chip"]:
