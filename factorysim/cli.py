@@ -37,7 +37,8 @@ examples:
   factorysim schema > factorysim.schema.json          JSON Schema for editors
   factorysim search scenarios/llama3-70b-1k-h100.toml  every layout of the job, the best first
   factorysim search FILE --vary cluster.chip --objective time_to_target --write best.toml
-  factorysim sweep FILE --vary parallelism.pp=4,8,16 --vary workload.precision=bf16,fp8 --seeds 4 --run 30d
+  factorysim sweep FILE --vary parallelism.pp=4,8,16 --vary workload.precision=bf16,fp8 \
+      --set parallelism.dp=auto --seeds 4 --run 30d
 
 Scenario keys are documented in README.md and in `factorysim schema`.
 """
@@ -300,7 +301,9 @@ def _explore_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--write", metavar="FILE.toml", help="write the scenario with the best layout")
     p.add_argument("--force", action="store_true", help="let --write and --report replace existing files")
-    p.add_argument("--report", metavar="FILE.html", help="write an HTML report with the frontier")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write an HTML report with the frontier (kept exact: many more layouts are estimated, "
+                        "so a search takes several times longer)")  # fmt: skip
     _where_args(p)
 
     p = sub.add_parser(
@@ -314,7 +317,8 @@ def _explore_parsers(sub) -> None:
         epilog="examples:\n"
         "  factorysim sweep FILE --vary parallelism.pp=4,8,16 --set parallelism.dp=auto\n"
         "  factorysim sweep FILE --vary reliability.checkpoint_interval=10m,30m,2h --seeds 8 --run 30d\n"
-        "  factorysim sweep FILE --vary cluster.nodes=520,1040 --vary cluster.spare_nodes=4,8 --zip\n"
+        "  factorysim sweep FILE --vary cluster.nodes=130,136 --vary cluster.spare_nodes=2,8 --zip\n"
+        "      (the same 128 servers in the job, with 2 or 8 spares: nodes counts both)\n"
         "  factorysim sweep FILE --vary workload.precision=bf16,fp8 --output fp8.csv --report fp8.html\n"
         "columns: point, stat (estimate | run | mean | sd | refused), seed, the varied keys, problem, key,\n"
         "then the estimate (step_time_s, tokens_per_s, mfu, ...) and, with --run, the run (ettr, ...)",

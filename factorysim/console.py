@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -115,7 +115,7 @@ def print_estimate(console: Console, s: Scenario, e: StepEstimate) -> None:
         from .scenario.units import human_duration
 
         console.print(
-            f"  {target:.3g} target tokens in {human_duration(target / e.tokens_per_s)} at this rate with no faults"
+            f"  {si(target)} target tokens in {human_duration(target / e.tokens_per_s)} at this rate with no faults"
         )
     for note in e.notes:
         console.print(Text(f"  note: {note}", style="yellow"))
@@ -132,6 +132,21 @@ def usd(x: float) -> str:
     if x >= 100:
         return f"${x:,.0f}"
     return f"${x:.3g}" if x < 1 else f"${x:,.2f}"
+
+
+def mean_sd(value: float, sd: float | None, fmt: str | Callable[[float], str]) -> str:
+    """A value, with ' ± sd' when a spread is given; a spread that is rounding noise (a millionth of the value or
+    less) is 0, and -0 is 0."""
+    show = fmt if callable(fmt) else (lambda x: format(x, fmt))
+    text = show(value + 0.0)
+    if sd is not None:
+        text += " ± " + show(0.0 if abs(sd) <= 1e-6 * abs(value) else sd)
+    return text
+
+
+def count(x: float) -> str:
+    """A count, or a mean of counts: 3, 1,204, 0.67."""
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
 
 
 def amount(x: float) -> str:
@@ -195,7 +210,7 @@ def print_power(console: Console, s: Scenario, sp, unknown: str | None = None) -
     if target:
         to = sp.to_tokens(target)
         console.print(
-            f"  {target:.3g} target tokens: {amount(to['energy_mwh'])} MWh, {usd(to['usd'])} "
+            f"  {si(target)} target tokens: {amount(to['energy_mwh'])} MWh, {usd(to['usd'])} "
             f"({usd(to['electricity_usd'])} of it electricity), {amount(to['co2_t'])} t CO2"
         )
     console.print(
@@ -223,11 +238,9 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
     runs = summary.get("runs", 1)
     spread = summary.get("spread", {})
 
-    def pm(key: str, fmt: str, scale: float = 1.0) -> str:
-        value = format(summary[key] * scale, fmt)
-        if runs > 1 and key in spread:
-            value += " ± " + format(spread[key] * scale, fmt)
-        return value
+    def pm(key: str, fmt: str | Callable[[float], str], scale: float = 1.0) -> str:
+        sd = spread[key] * scale if runs > 1 and key in spread else None
+        return mean_sd(summary[key] * scale, sd, fmt)
 
     head = f"{s.name} — {human_duration(summary['duration_s'])} of sim time, policy {summary['policy']}"
     head += f", {runs} seeds (mean ± sd)" if runs > 1 else f", seed {summary['seed']}"
@@ -236,26 +249,29 @@ def print_run_summary(console: Console, s: Scenario, summary: dict, base: StepEs
         f"  effective training time ratio (ETTR) {pm('ettr', '.2%')} · cluster stability {pm('stability', '.4f')}"
     )
     console.print(
-        f"  tokens {pm('tokens', '.4g')} · mean {pm('mean_tokens_per_s', ',.0f')} tokens/s "
+        f"  tokens {pm('tokens', lambda x: si(x, '', 4))} · mean {pm('mean_tokens_per_s', ',.0f')} tokens/s "
         f"(fault-free {base.tokens_per_s:,.0f})"
     )
     target = s.workload.target_tokens
     if target:
         reached = summary.get("time_to_target_s")
         if reached is not None:
-            console.print(f"  target of {target:.3g} tokens reached after {human_duration(reached)}")
+            console.print(f"  target of {si(target)} tokens reached after {human_duration(reached)}")
         elif summary["mean_tokens_per_s"] > 0:
             eta = target / summary["mean_tokens_per_s"]
-            console.print(f"  target of {target:.3g} tokens: about {human_duration(eta)} at the mean rate")
+            console.print(f"  target of {si(target)} tokens: about {human_duration(eta)} at the mean rate")
     console.print()
     interruptions = dict(summary["interruptions"])
     total = interruptions.pop("total", sum(interruptions.values()))
-    rows = [(cause, f"{count:g}") for cause, count in sorted(interruptions.items(), key=lambda kv: -kv[1])]
-    print_rows(console, f"Job interruptions: {total:g}" + (" per run" if runs > 1 else ""), ["cause", "count"], rows)
+    rows = [(cause, count(n)) for cause, n in sorted(interruptions.items(), key=lambda kv: -kv[1])]
+    print_rows(
+        console, f"Job interruptions: {count(total)}" + (" per run" if runs > 1 else ""), ["cause", "count"], rows
+    )
     if summary.get("isolations"):
-        console.print(f"  node groups isolated without stopping the job: {summary['isolations']:g}")
+        console.print(f"  node groups isolated without stopping the job: {count(summary['isolations'])}")
     console.print(
-        f"  faults {summary['faults']:g} · spares used {summary['spares_used']:g} · checkpoints {summary['checkpoints']:g}"
+        f"  faults {count(summary['faults'])} · spares used {count(summary['spares_used'])} · "
+        f"checkpoints {count(summary['checkpoints'])}"
     )
     if "spare_pool_empty_s" in summary:
         pool = (f"spare pool empty {pm('spare_pool_empty_s', '.1f', 1 / 3600)} h" if s.cluster.spare_nodes
@@ -291,17 +307,14 @@ def print_run_power(console: Console, s: Scenario, p: dict, runs: int = 1, sprea
     """A run's energy, power, swing, energy lost to faults and cost (p: RunSummary.power, or its mean)."""
     spread = spread or {}
 
-    def sd(key: str, fmt: str, unit: str, scale: float = 1.0) -> str:
-        text = format(p[key] * scale, fmt)
-        if runs > 1 and key in spread:
-            text += " ± " + format(spread[key] * scale, fmt)
-        return text + unit
+    def sd(key: str, fmt: str | Callable[[float], str], unit: str, scale: float = 1.0) -> str:
+        return mean_sd(p[key] * scale, spread[key] * scale if runs > 1 and key in spread else None, fmt) + unit
 
     console.print(
         Text("Power and cost", style="italic"), Text("(the cluster's draw by state over the run)", style="dim")
     )
     console.print(
-        f"  energy {sd('energy_mwh', ',.4g', ' MWh')} at the meter · mean {watts(p['mean_w'])}, "
+        f"  energy {sd('energy_mwh', amount, ' MWh')} at the meter · mean {watts(p['mean_w'])}, "
         f"peak {watts(p['peak_w'])} (fault-free {watts(p['fault_free_w'])}) · "
         f"{sd('tokens_per_kwh', ',.0f', '')} tokens per kWh"
     )
@@ -330,7 +343,7 @@ def print_run_power(console: Console, s: Scenario, p: dict, runs: int = 1, sprea
     to = p.get("to_target")
     if to and s.workload.target_tokens:
         console.print(
-            f"  {s.workload.target_tokens:.3g} target tokens at this run's rate: {amount(to['energy_mwh'])} MWh, "
+            f"  {si(s.workload.target_tokens)} target tokens at this run's rate: {amount(to['energy_mwh'])} MWh, "
             f"{usd(to['usd'])} ({usd(to['electricity_usd'])} of it electricity), {amount(to['co2_t'])} t CO2"
         )
     labels = {"downtime": "job down (detect, restart)", "waiting_for_spares": "job down waiting for spares",
