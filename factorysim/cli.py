@@ -1085,9 +1085,23 @@ COMMANDS = {
 }
 
 
+def _looks_like_a_command(word: str) -> bool:
+    """A bare word that names no command and no file: a mistyped command, not a scenario to open."""
+    import os
+    import re
+
+    return word not in COMMANDS and re.fullmatch(r"[a-z][a-z-]*", word) is not None and not os.path.exists(word)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and _looks_like_a_command(argv[0]):
+        import difflib
+
+        near = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        hint = f'did you mean "{near[0]}"? ' if near else ""
+        return _fail(f'"{argv[0]}" is not a command nor a scenario file; {hint}commands: {", ".join(COMMANDS)}')
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["play", *argv]  # `factorysim`, `factorysim FILE.toml`, `factorysim --paused` open the sandbox
     args = parser.parse_args(argv)

@@ -91,7 +91,7 @@ def print_estimate(console: Console, s: Scenario, e: StepEstimate) -> None:
         return
     console.print(
         f"  step {e.step_time_s:.3f} s · {e.tokens_per_s:,.0f} tokens/s · "
-        f"MFU {e.mfu * 100:.1f} % (model FLOPs) · HFU {e.hfu * 100:.1f} % (with recompute) · "
+        f"MFU {e.mfu * 100:.1f} % (model FLOPs) · HFU {e.hfu * 100:.1f} % (hardware FLOPs, recompute counted) · "
         f"{e.tflops_per_chip:.0f} TFLOP/s per chip"
     )
     mem = e.memory.as_gb()

@@ -32,6 +32,11 @@ def _digits(x: float, digits: int) -> str:
     return f"{x:.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
 
 
+def plural(n: int, noun: str) -> str:
+    """1 point, 2 points, 1,024 points."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def describe(s: Scenario, e: StepEstimate) -> str:
     """The cluster and the job in one line: model, chips, servers, layout, precision, recompute."""
     c, lay = s.cluster, e.layout

@@ -187,3 +187,10 @@ def test_play_help_is_the_default_command_help():
 )
 def test_si_prefixes_keep_the_digits_asked_for_and_never_turn_scientific(value, unit, digits, shown):
     assert si(value, unit, digits) == shown
+
+
+def test_a_mistyped_command_is_named_with_the_nearest_one_and_exit_2(capsys):
+    assert main(["sweeep", "x.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: "sweeep" is not a command nor a scenario file; did you mean "sweep"?')
+    assert "search, sweep" in err and len(err.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..console import waterfall_table
-from ..labels import describe
+from ..labels import describe, plural
 from ..perf import StepEstimate
 from ..scenario.files import scenario_data, value_at
 from .knobs import BY_KEY, LABELS
@@ -135,7 +135,7 @@ def _variant_value(result: SearchResult, key: str):
 
 def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
     rows = means(result)
-    t = Table(title=f"{len(result.points):,} points" + (f", {len(result.seeds)} seeds each" if result.seeds else ""),
+    t = Table(title=plural(len(result.points), "point") + (f", {plural(len(result.seeds), 'seed')} each" if result.seeds else ""),
               title_justify="left", box=None, pad_edge=False)  # fmt: skip
     last = [a.key.rsplit(".", 1)[-1] for a in result.axes]
     head = [
@@ -171,7 +171,7 @@ def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
         if len(refused) > 5:
             console.print(Text(f"    … {len(refused) - 5:,} more", style="yellow"))
     console.print(
-        f"\n{len(result.rows):,} rows written to {result.output}: computed {result.computed:,} results, "
+        f"\n{plural(len(result.rows), 'row')} written to {result.output}: computed {plural(result.computed, 'result')}, "
         f"reused {result.reused:,} from earlier runs",
         soft_wrap=True,
     )
