@@ -1021,8 +1021,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .outputs import check_outputs, is_factorysim_page, write_outputs
     from .scenario import Problem, ScenarioError, parse_duration
 
-    scenario = load_scenario(args.scenario, args.overrides)
     axes = [parse_axis(v) for v in args.vary]
+    both = sorted({a.key for a in axes} & {o.split("=", 1)[0].strip() for o in args.overrides})
+    if both:  # the --set value would be checked alone, and then replaced at every point
+        raise ScenarioError([Problem("--set", f"{', '.join(both)} is both set and varied; drop the --set")])
+    scenario = load_scenario(args.scenario, args.overrides)
     duration = None
     if args.run:
         try:

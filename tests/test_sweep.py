@@ -187,6 +187,7 @@ def test_sweep_command_writes_csv_a_report_and_reuses_results(tmp_path, capsys):
         (["--vary", "parallelism.pp=8", "--run", "soon"], "--run:"),
         (["--vary", "parallelism.pp=8", "--vary", "parallelism.pp=4"], "is varied twice"),
         (["--vary", "parallelism.pp=8", "--format", "xlsx"], "invalid choice"),
+        (["--vary", "parallelism.pp=4,8", "--set", "parallelism.pp=2"], "--set: parallelism.pp is both set and varied"),
     ],
 )
 def test_bad_sweep_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
