@@ -144,8 +144,9 @@ def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
         "tokens/s",
         "MFU",
     ]
-    if result.seeds:
-        head += ["ETTR (mean ± sd)", "tokens/s with faults"]
+    spread = bool(result.seeds) and len(result.seeds) > 1
+    if result.seeds:  # stability beside ETTR: under isolate-group the job trains on through a fault, slower
+        head += ["ETTR (mean ± sd)" if spread else "ETTR", "stability", "tokens/s with faults"]
     for h in head:
         t.add_column(h, justify="right", no_wrap=True)
     sd = {r["point"]: r for r in result.rows if r["stat"] == "sd"}
@@ -157,7 +158,8 @@ def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
         cells += [f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}"]
         if result.seeds:
             d = sd.get(r["point"], {})
-            cells += [f"{r['ettr']:.2%} ± {d.get('ettr', 0.0):.2%}", f"{r['mean_tokens_per_s']:,.0f}"]
+            ettr = f"{r['ettr']:.2%}" + (f" ± {d.get('ettr', 0.0):.2%}" if spread else "")
+            cells += [ettr, f"{r['stability']:.3f}", f"{r['mean_tokens_per_s']:,.0f}"]
         t.add_row(*cells)
     console.print(t)
     if len(rows) > limit:
