@@ -361,6 +361,15 @@ def test_search_command_prints_the_top_layouts_why_and_the_counts(capsys):
     assert out.count("From peak to delivered") == 2
 
 
+def test_a_long_top_lists_every_layout_and_draws_the_first_ten_waterfalls(capsys):
+    path = SCENARIOS / "default.toml"
+    assert main(["search", str(path), "--fix", "parallelism.zero=1", "--fix", "workload.recompute=selective",
+                 "--top", "12", "--workers", "1"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "Top 12 by tokens/s" in out and out.count("From peak to delivered") == 10
+    assert "(waterfalls of the first 10; --json has every layout's factors)" in out
+
+
 def test_search_over_chips_shows_the_scenarios_own_chip_in_its_own_row(capsys):
     assert main(["search", str(SCENARIOS / "default.toml"), "--fix", "parallelism.zero=1", "--fix",
                  "workload.recompute=selective", "--fix", "workload.precision=bf16", "--vary",

@@ -53,13 +53,18 @@ def compact(settings: dict) -> str:
     return " ".join(parts)
 
 
+WATERFALLS = 10
+"""Layouts of the top whose factor waterfalls are printed (the table lists them all)."""
+
+
 def layout_text(result: SearchResult, r) -> str:
     """Every searched knob of a layout: "tp4 cp1 pp4 dp64 ep1 mb1 v2 sp=true zero1 recompute=none"."""
     settings = result.settings(r) if r.variant >= 0 else dict(r.choice)
     out = []
     for k in result.domain.turned:
         v = BY_KEY[k].show(settings.get(k))
-        out.append(f"{LABELS[k]}{v}" if v.isdigit() else f"{LABELS[k]}={v}")
+        short = LABELS[k] in ("tp", "cp", "pp", "dp", "ep", "mb", "v", "zero")  # tp4, mb1, zero1; last=19
+        out.append(f"{LABELS[k]}{v}" if v.isdigit() and short else f"{LABELS[k]}={v}")
     return " ".join(out)
 
 
@@ -122,6 +127,11 @@ def print_search(console: Console, result: SearchResult, estimates: Sequence[Ste
     for line in why:
         console.print(f"  {line}")
     for rank, (r, e) in enumerate(zip(result.best, estimates, strict=True), 1):
+        if rank > WATERFALLS:
+            console.print(
+                Text(f"\n(waterfalls of the first {WATERFALLS}; --json has every layout's factors)", style="dim")
+            )
+            break
         console.print()
         scenario = result.scenario_for(r)
         console.print(Text(f"#{rank} ", style="bold"), Text(describe(scenario, e)))
