@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 import math
 import os
 import tempfile
@@ -83,7 +84,8 @@ class ResultStore:
         except ScenarioError:
             raise
         except Exception as exc:
-            raise self._not_ours(f"cannot be read as {self.fmt} ({str(exc).splitlines()[0][:120]})") from None
+            why = textwrap.shorten((str(exc).splitlines() or [type(exc).__name__])[0], 120, placeholder=" …")
+            raise self._not_ours(f"cannot be read as {self.fmt} ({why})") from None
         if KEY not in table.column_names or "stat" not in table.column_names:
             raise self._not_ours("is not a factorysim sweep")
         cols = [m for m in self.metrics if m in table.column_names]
