@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import csv
 import json
-import textwrap
 import math
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
