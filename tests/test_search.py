@@ -426,6 +426,8 @@ def test_search_report_draws_the_frontier_and_keeps_names_as_text(tmp_path, caps
         (["--vary", "cluster.nodes"], "has no candidates of its own; give values"),
         (["--objective", "time_to_target", "--set", "workload.target_tokens=0"], "must be more than 0"),
         (["--vary", "cluster.chip=NoSuchChip"], 'unknown chip "NoSuchChip"'),
+        (["--vary", "cluster.chip=NoSuchChip,H100-SXM-80GB"], 'unknown chip "NoSuchChip"'),  # not dropped silently
+        (["--vary", "bogus.key=1,2"], "bogus: unknown key; allowed here: name, description"),
         (["--top", "0"], "--top: must be at least 1"),
         (["--vary", "parallelism.tp=4,8", "--vary", "parallelism.tp=2"], "parallelism.tp is varied twice"),
         (["--vary", "cluster.chip", "--vary", "cluster.chip=B200"], "cluster.chip is varied twice"),

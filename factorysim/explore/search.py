@@ -200,15 +200,17 @@ def plan(s: Scenario, req: Request) -> tuple[Domain, list[tuple[tuple[tuple[str,
     variants = [(tuple(zip([k for k, _ in outer], combo, strict=True)), None) for combo in
                 itertools.product(*(v for _, v in outer))]  # fmt: skip
     built = []
-    problems: list[Problem] = []
+    failed: dict[tuple[str, str], list[str]] = {}  # a problem, the variants it refuses
     for sets, _ in variants:
         try:
             built.append((sets, _variant(s, sets)))
         except ScenarioError as exc:
             where = ", ".join(f"{k}={toml_value(v)}" for k, v in sets)
-            problems += [Problem(p.path, f"{p.message} (with {where})") for p in exc.problems]
-    if problems and not built:
-        raise ScenarioError(problems)
+            for p in exc.problems:
+                failed.setdefault((p.path, p.message), []).append(where)
+    if failed and (not built or any(key in varied for key, _ in outer)):  # a value given by name must be usable
+        raise ScenarioError([Problem(path, f"{message} (with {'; '.join(where)})")
+                             for (path, message), where in failed.items()])  # fmt: skip
     return Domain(tuple(turned), given), built
 
 
