@@ -888,11 +888,17 @@ def _counting_progress(label: str):
 
 
 def _runner(args: argparse.Namespace):
-    from .explore.runner import runner_for
+    from .explore.runner import default_workers, runner_for
     from .scenario import Problem, ScenarioError
 
     if args.workers is not None and args.workers < 1:
-        raise ScenarioError([Problem("--workers", "must be at least 1")])
+        raise ScenarioError([Problem("--workers", f"must be at least 1, got {args.workers}")])
+    cores = default_workers()
+    if args.workers is not None and args.workers > cores and not args.scheduler:
+        # the work is all computation: more processes than cores only add memory (each holds a cluster index)
+        print(f"note: --workers {args.workers} is more than this machine's {cores} cores; using {cores}",
+              file=sys.stderr)  # fmt: skip
+        args.workers = cores
     if args.worker_timeout is not None and not args.worker_timeout > 0:
         raise ScenarioError(
             [Problem("--worker-timeout", f"must be a positive number of seconds, got {args.worker_timeout:g}")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from collections import Counter
 
 import numpy as np
@@ -452,6 +453,7 @@ def test_the_objective_list_has_a_direction_and_a_formatter_for_each():
         assert math.isfinite(obj.key(1.0))
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a pool of worker processes needs two cores")
 def test_sigterm_stops_a_search_and_its_worker_processes_like_ctrl_c():
     import signal
     import subprocess
