@@ -154,7 +154,7 @@ def print_sweep(console: Console, result: SweepResult, limit: int = 20) -> None:
         "tokens/s",
         "MFU",
     ]
-    spread = bool(result.seeds) and len(result.seeds) > 1
+    spread = result.seeds is not None and len(result.seeds) > 1
     if result.seeds:  # stability beside ETTR: under isolate-group the job trains on through a fault, slower
         head += ["ETTR (mean ± sd)" if spread else "ETTR", "stability", "tokens/s with faults"]
     for h in head:
