@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,13 @@ def test_uneven_stage_keys_need_a_pipeline_and_a_layer_on_every_stage():
     [msg] = stage_msgs("parallelism.pp=16", "parallelism.first_stage_layers=2", "parallelism.interleave=4",
                        "workload.global_batch=512")  # fmt: skip
     assert msg.startswith("parallelism.interleave: stage 0 holds only 2 layers (2, 9, 9, 9, 9, 8,")
+
+
+def test_a_written_scenario_keeps_a_long_description_on_its_own_lines():
+    from factorysim.scenario import scenario_toml
+
+    s = load_scenario(SCENARIOS / "llama3-70b-1k-h100.toml")
+    assert "\n" in s.description
+    text = scenario_toml(s)
+    assert 'description = """' in text and "\\n" not in text  # readable, not one escaped line
+    assert tomllib.loads(text)["description"] == s.description

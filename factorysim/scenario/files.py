@@ -448,7 +448,7 @@ def _prune(node: Any) -> Any:
 
 
 def scenario_toml(scenario: Scenario) -> str:
-    return tomli_w.dumps(scenario_data(scenario))
+    return tomli_w.dumps(scenario_data(scenario), multiline_strings=True)  # a description stays readable
 
 
 class NotARegularFile(OSError):
