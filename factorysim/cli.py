@@ -45,9 +45,8 @@ Scenario keys are documented in README.md and in `factorysim schema`.
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse's default exit code is 2 too; keep the message short
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+    def error(self, message: str) -> NoReturn:  # one line, as every other input error; exit 2 as argparse's own
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 

@@ -194,3 +194,13 @@ def test_a_mistyped_command_is_named_with_the_nearest_one_and_exit_2(capsys):
     err = capsys.readouterr().err
     assert err.startswith('error: "sweeep" is not a command nor a scenario file; did you mean "sweep"?')
     assert "search, sweep" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_argument_error_is_one_line_that_points_at_the_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--top", "x", "a.toml"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.strip() == (
+        "factorysim search: error: argument --top: invalid int value: 'x' (see factorysim search --help)"
+    )
