@@ -179,12 +179,17 @@ def test_incremental_health_updates_match_a_full_recompute(changes):
         assert np.allclose(getattr(live, name), getattr(fresh, name)), name
 
 
+def three_tier_job():
+    """A TP4 PP4 job on 64 servers of a three-tier, 2:1 oversubscribed fabric, and its layout."""
+    s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
+                 "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
+    return s, resolve_layout(s)
+
+
 @settings(max_examples=25, deadline=None)
 @given(health_changes, st.sampled_from(["tp", "dp", "pp"]))
 def test_group_bottlenecks_follow_health_changes_exactly(changes, dim):
-    s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
-                 "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
-    layout = resolve_layout(s)
+    s, layout = three_tier_job()
     live = FabricIndex.from_plan(s.cluster)
     live.group_links(layout, dim)  # cache the group shape before the changes
     for kind, i, h in changes:
@@ -210,9 +215,7 @@ def test_sums_per_leaf_and_pod_are_exactly_those_of_a_loop_over_each(changes):
 
 
 def test_health_cleared_gives_the_links_of_a_fresh_index_for_placements_already_cached():
-    s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
-                 "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
-    layout = resolve_layout(s)
+    s, layout = three_tier_job()
     used = FabricIndex.from_plan(s.cluster)
     before = step_links(used, layout)
     for kind, i in (("spine", 1), ("nic", 5), ("uplink", 3), ("core", 0), ("leaf", 2)):
@@ -224,9 +227,7 @@ def test_health_cleared_gives_the_links_of_a_fresh_index_for_placements_already_
 
 
 def test_a_healthy_copy_keeps_the_placements_and_reads_its_own_health_only():
-    s = scenario("cluster.nodes=64", "cluster.fabric.tiers=3", "cluster.fabric.switch_radix=16",
-                 "cluster.fabric.oversubscription=2", "parallelism.tp=4", "parallelism.pp=4", "parallelism.dp=auto")  # fmt: skip
-    layout = resolve_layout(s)
+    s, layout = three_tier_job()
     shared = FabricIndex.from_plan(s.cluster)
     fresh = step_links(shared, layout)
     shared.set_health("spine", 1, 0.5)

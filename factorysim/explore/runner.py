@@ -221,7 +221,7 @@ def _probe(address: str, timeout: float) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
         raise ScenarioError([Problem("--scheduler", f"cannot reach the scheduler at {address}: "
-                                     f"{exc.strerror or exc or 'timed out'}")]) from None  # fmt: skip
+                                     f"{exc.strerror or str(exc) or 'timed out'}")]) from None  # fmt: skip
 
 
 def _connect(client: Any, address: str, timeout: float) -> Any:
@@ -234,9 +234,7 @@ def _connect(client: Any, address: str, timeout: float) -> Any:
         try:
             found.append(client(address, timeout=timeout, set_as_default=False))
         except BaseException as exc:  # anything at all: a garbage answer can raise MemoryError
-            # only the words leave this thread: the half-made client goes with the traceback, here, where its
-            # slow clean-up cannot hold the command up
-            found.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+            found.append(f"{type(exc).__name__}: {str(exc)[:160]}")  # the words only, not the half-made client
         answered.set()
 
     threading.Thread(target=connect, name="factorysim-dask-connect", daemon=True).start()
@@ -253,12 +251,14 @@ def _quiet_half_made_clients() -> None:
     """A client whose connection failed still tries to close itself when it is collected, and prints the timeout
     of that as an ignored exception: the one-line error above already said what went wrong."""
     previous = sys.unraisablehook
+    if getattr(previous, "factorysim_quiet", False):
+        return  # installed by an earlier failed connection
 
     def hook(unraisable: Any) -> None:
-        where = getattr(unraisable.object, "__qualname__", "")
-        if where != "Client.__del__":
+        if getattr(unraisable.object, "__qualname__", "") != "Client.__del__":
             previous(unraisable)
 
+    hook.factorysim_quiet = True  # type: ignore[attr-defined]
     sys.unraisablehook = hook
 
 

@@ -241,8 +241,9 @@ def sweep(
                 todo.setdefault(i, []).append((key, data, seed))
     others = len(store.written - {key for p in points for key, _ in p.keys})
     if others:  # the output is rewritten with this sweep's rows only: never drop results without being told to
-        raise ScenarioError([Problem("--output", f"{show(output)} holds {others:,} result{'s' * (others != 1)} of points this sweep does not "
-                                     "have (another grid, scenario or factorysim version), which writing it would drop; "
+        held = f"{others:,} result{'s' * (others != 1)}"
+        raise ScenarioError([Problem("--output", f"{show(output)} holds {held} of points this sweep does not have "
+                                     "(another grid, scenario or factorysim version), which writing it would drop; "
                                      "choose another file, or --force to replace it")])  # fmt: skip
     runner = runner or LocalRunner(1)
     order = sorted(todo)
